@@ -1,0 +1,118 @@
+"""govern: data governance and GDPR consent for SQLAlchemy services.
+
+Everything public is importable from here; submodules load on first use so that
+``import govern`` stays fast (Alembic, APScheduler and friends load only when needed)::
+
+    import govern
+
+    settings = govern.load_settings()
+    engine = govern.create_engine(settings.database_url.get_secret_value())
+    govern.migrations.upgrade(settings.database_url.get_secret_value())
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from govern import migrations
+    from govern.config import Settings, load_settings
+    from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
+    from govern.db import (
+        DOMAINS,
+        create_engine,
+        load_models,
+        metadata,
+        session_factory,
+        transaction,
+    )
+    from govern.doctor import CheckResult, DoctorReport, run_doctor
+    from govern.errors import (
+        ConfigError,
+        DatabaseError,
+        DependentDomainError,
+        GovernError,
+        MigrationError,
+        UnknownDomainError,
+        UnknownRevisionError,
+        UsageError,
+    )
+    from govern.types import UTCDateTime
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "CheckResult": "govern.doctor",
+    "ColumnEntry": "govern.datamap",
+    "ConfigError": "govern.errors",
+    "DOMAINS": "govern.db",
+    "DatabaseError": "govern.errors",
+    "DependentDomainError": "govern.errors",
+    "DoctorReport": "govern.doctor",
+    "GovernError": "govern.errors",
+    "MigrationError": "govern.errors",
+    "Settings": "govern.config",
+    "TableEntry": "govern.datamap",
+    "UTCDateTime": "govern.types",
+    "UnknownDomainError": "govern.errors",
+    "UnknownRevisionError": "govern.errors",
+    "UsageError": "govern.errors",
+    "create_engine": "govern.db",
+    "governed": "govern.datamap",
+    "load_models": "govern.db",
+    "load_settings": "govern.config",
+    "metadata": "govern.db",
+    "migrations": "",
+    "personal": "govern.datamap",
+    "data_map": "govern.datamap",
+    "run_doctor": "govern.doctor",
+    "session_factory": "govern.db",
+    "transaction": "govern.db",
+}
+
+__all__ = [
+    "DOMAINS",
+    "CheckResult",
+    "ColumnEntry",
+    "ConfigError",
+    "DatabaseError",
+    "DependentDomainError",
+    "DoctorReport",
+    "GovernError",
+    "MigrationError",
+    "Settings",
+    "TableEntry",
+    "UTCDateTime",
+    "UnknownDomainError",
+    "UnknownRevisionError",
+    "UsageError",
+    "__version__",
+    "create_engine",
+    "data_map",
+    "governed",
+    "load_models",
+    "load_settings",
+    "metadata",
+    "migrations",
+    "personal",
+    "run_doctor",
+    "session_factory",
+    "transaction",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'govern' has no attribute {name!r}")
+    if module == "":
+        value: Any = importlib.import_module(f"govern.{name}")
+    else:
+        value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,150 @@
+"""The ``govern`` command line: parse, build Settings, call govern.command, render, exit.
+
+Exit status: 0 success, 1 a check found problems, 2 bad usage or input. A user's
+mistake is one line on stderr and no traceback (``--traceback`` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from govern import command
+from govern.errors import GovernError
+
+Handler = Callable[[argparse.Namespace, Any], Any]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _help(fn: Callable[..., Any]) -> str:
+    return (fn.__doc__ or "").strip().splitlines()[0]
+
+
+def _common() -> argparse.ArgumentParser:
+    p = _Parser(add_help=False)
+    p.add_argument("--json", action="store_true", help="Print one JSON document on stdout.")
+    p.add_argument("--traceback", action="store_true", help="Show a traceback on errors.")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = _Parser(
+        prog="govern",
+        description="Data governance and GDPR consent for your database.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"govern {_version()}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    top.required = True
+
+    def leaf(sub: Any, name: str, fn: Callable[..., Any], handler: Handler) -> _Parser:
+        p: _Parser = sub.add_parser(name, help=_help(fn), description=_help(fn), parents=[common])
+        p.set_defaults(handler=handler, fn=fn)
+        return p
+
+    leaf(top, "quickstart", command.quickstart, lambda a, s: command.quickstart(s))
+    leaf(top, "doctor", command.doctor, lambda a, s: command.doctor(s))
+
+    mig = top.add_parser("migrate", help="Run and inspect the domain migrations.")
+    msub = mig.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+    p = leaf(msub, "up", command.migrate_up, lambda a, s: command.migrate_up(s, a.domain, a.to))
+    p.add_argument("--domain", action="append", help="A domain to upgrade (repeatable).")
+    p.add_argument("--to", help="Target revision (with at most one --domain).")
+    p = leaf(
+        msub,
+        "down",
+        command.migrate_down,
+        lambda a, s: command.migrate_down(s, a.domain, a.to, a.cascade),
+    )
+    p.add_argument("--domain", required=True, help="The domain to roll back.")
+    p.add_argument("--to", help="A revision of that domain, or 'base' (default: one revision).")
+    p.add_argument(
+        "--cascade", action="store_true", help="Also roll back domains that depend on it."
+    )
+    leaf(msub, "status", command.migrate_status, lambda a, s: command.migrate_status(s))
+    p = leaf(
+        msub, "history", command.migrate_history, lambda a, s: command.migrate_history(s, a.domain)
+    )
+    p.add_argument("--domain", help="Only this domain.")
+    p = leaf(msub, "sql", command.migrate_sql, lambda a, s: command.migrate_sql(s, a.domain))
+    p.add_argument("--domain", action="append", help="A domain to include (repeatable).")
+    leaf(msub, "check", command.migrate_check, lambda a, s: command.migrate_check(s))
+
+    docs = top.add_parser("docs", help="Generate ERDs and ownership documentation.")
+    dsub = docs.add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    p = leaf(dsub, "erd", command.docs_erd, lambda a, s: command.docs_erd(s, a.domain, a.format))
+    p.add_argument("--domain", help="Only this domain (and the tables its keys reach).")
+    p.add_argument("--format", default="mermaid", help="mermaid (default) or dot.")
+    leaf(dsub, "ownership", command.docs_ownership, lambda a, s: command.docs_ownership(s))
+    p = leaf(dsub, "write", command.docs_write, lambda a, s: command.docs_write(s, a.root))
+    p.add_argument("--root", default=".", help="The checkout to write into (default: here).")
+
+    cfg = top.add_parser("config", help="Inspect settings.")
+    csub = cfg.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+    leaf(csub, "show", command.config_show, lambda a, s: command.config_show(s))
+    leaf(csub, "example", command.config_example, lambda a, s: command.config_example(s))
+
+    keys = top.add_parser("keys", help="Manage encryption keys.")
+    ksub = keys.add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    leaf(ksub, "generate-kek", command.keys_generate_kek, lambda a, s: command.keys_generate_kek(s))
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("govern")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def render(result: Any, as_json: bool) -> str:
+    if as_json:
+        data = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+        return json.dumps(data, indent=2, sort_keys=False)
+    return "\n".join(result.text_lines())
+
+
+def exit_status(result: Any) -> int:
+    ok = getattr(result, "ok", True)
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="govern: %(levelname)s %(message)s")
+    try:
+        from govern.config import load_settings
+
+        settings = load_settings()
+        result = args.handler(args, settings)
+    except GovernError as exc:
+        if args.traceback:
+            raise
+        print(f"govern: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("govern: interrupted", file=sys.stderr)
+        return 130
+    print(render(result, args.json))
+    return exit_status(result)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""One typed function per CLI command, settings first.
+
+The first line of each docstring is the command's help text. Host services can call
+these directly; they return result models and raise :class:`govern.errors.GovernError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from govern.config import Settings, env_example
+from govern.doctor import DoctorReport, run_doctor
+from govern.migrations.schemas import CheckReport, HistoryReport, MigrateResult, StatusReport
+from govern.results import TextResult, WrittenFiles
+
+
+def _url(settings: Settings) -> str:
+    return settings.database_url.get_secret_value()
+
+
+def migrate_up(
+    settings: Settings, domains: Sequence[str] | None = None, to: str | None = None
+) -> MigrateResult:
+    """Upgrade domains (default: all, in dependency order) to head or to a revision."""
+    from govern import migrations
+
+    return migrations.upgrade(_url(settings), domains, to)
+
+
+def migrate_down(
+    settings: Settings, domain: str, to: str | None = None, cascade: bool = False
+) -> MigrateResult:
+    """Roll back one domain by one revision, or to a revision or base."""
+    from govern import migrations
+
+    return migrations.downgrade(_url(settings), domain, to, cascade=cascade)
+
+
+def migrate_status(settings: Settings) -> StatusReport:
+    """Show each domain's current revision, head and pending count."""
+    from govern import migrations
+
+    return migrations.status(_url(settings))
+
+
+def migrate_history(settings: Settings, domain: str | None = None) -> HistoryReport:
+    """List the revisions of every domain (or one), marking those applied."""
+    from govern import migrations
+
+    return migrations.history(_url(settings), domain)
+
+
+def migrate_sql(settings: Settings, domains: Sequence[str] | None = None) -> TextResult:
+    """Print the SQL of a full upgrade for a DBA to review, without touching the database."""
+    from govern import migrations
+
+    return TextResult(text=migrations.offline_sql(_url(settings), domains))
+
+
+def migrate_check(settings: Settings) -> CheckReport:
+    """Find drift, irreversible revisions, split heads and applied files edited since."""
+    from govern import migrations
+
+    return migrations.check(_url(settings))
+
+
+def doctor(settings: Settings) -> DoctorReport:
+    """Audit settings, database, migrations and checksums; exit 1 naming each failure."""
+    return run_doctor(settings)
+
+
+def docs_erd(settings: Settings, domain: str | None = None, fmt: str = "mermaid") -> TextResult:
+    """Print an entity-relationship diagram (Mermaid or Graphviz dot)."""
+    from govern.datamap.docs import erd
+    from govern.db import load_models
+
+    return TextResult(text=erd(load_models(), domain, fmt))
+
+
+def docs_ownership(settings: Settings) -> TextResult:
+    """Print the ownership table: owners, stewards and personal-data columns per table."""
+    from govern.datamap.docs import ownership
+    from govern.db import load_models
+
+    return TextResult(text=ownership(load_models()))
+
+
+def generated_docs() -> dict[str, str]:
+    """``{relative path: content}`` of every generated document committed under docs/."""
+    from govern.datamap.docs import erd, ownership
+    from govern.db import DOMAINS, load_models
+
+    md = load_models()
+    out = {"docs/ownership.md": ownership(md), "docs/erd/all.mmd": erd(md, None, "mermaid")}
+    out["docs/erd/all.dot"] = erd(md, None, "dot")
+    for d in DOMAINS:
+        out[f"docs/erd/{d}.mmd"] = erd(md, d, "mermaid")
+    out[".env.example"] = env_example()
+    return out
+
+
+def docs_write(settings: Settings, root: str = ".") -> WrittenFiles:
+    """Regenerate the committed ERDs, ownership table and .env.example under a checkout."""
+    written = []
+    for rel, text in generated_docs().items():
+        path = Path(root) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(rel)
+    return WrittenFiles(files=written)
+
+
+def config_example(settings: Settings | None = None) -> TextResult:
+    """Print a .env.example generated from the settings schema."""
+    return TextResult(text=env_example())
+
+
+class ShownSettings(BaseModel):
+    database_url: str
+    kek: str
+
+    def text_lines(self) -> list[str]:
+        return [f"GOVERN_DATABASE_URL={self.database_url}", f"GOVERN_KEK={self.kek}"]
+
+
+def config_show(settings: Settings) -> ShownSettings:
+    """Show the effective settings with every secret hidden."""
+    return ShownSettings(
+        database_url=settings.url_for_display,
+        kek="(set, hidden)" if settings.kek is not None else "(not set)",
+    )
+
+
+def keys_generate_kek(settings: Settings | None = None) -> TextResult:
+    """Print a new random key-encryption key for GOVERN_KEK (store it in your secret manager)."""
+    return TextResult(text=base64.b64encode(secrets.token_bytes(32)).decode())
+
+
+class QuickstartResult(BaseModel):
+    database: str
+    migrate: MigrateResult
+    doctor: DoctorReport
+
+    def text_lines(self) -> list[str]:
+        lines = [f"govern quickstart on {self.database}", "", "migrations:"]
+        lines += ["  " + line for line in self.migrate.text_lines()]
+        lines += ["", "doctor:"] + ["  " + line for line in self.doctor.text_lines()]
+        return lines
+
+
+def quickstart(settings: Settings) -> QuickstartResult:
+    """Migrate the database (default ./govern.db) and show the status of every domain."""
+    migrated = migrate_up(settings)
+    return QuickstartResult(
+        database=settings.url_for_display, migrate=migrated, doctor=run_doctor(settings)
+    )

@@ -1,0 +1,196 @@
+"""Settings, read from ``GOVERN_*`` environment variables at the edge.
+
+Build a :class:`Settings` in the CLI or in the host service and pass it down;
+nothing in govern reads the environment on its own::
+
+    settings = Settings()                       # from the environment
+    settings = Settings(database_url="sqlite:///app.db")
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from govern.errors import ConfigError
+
+ENV_PREFIX = "GOVERN_"
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+
+def _decode_key(value: SecretStr | None, name: str) -> SecretStr | None:
+    if value is None:
+        return None
+    raw = value.get_secret_value().strip()
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{name} must be base64 (for example: govern keys generate-kek)") from None
+    if len(key) != 32:
+        raise ValueError(f"{name} must decode to 32 bytes, got {len(key)}")
+    return SecretStr(raw)
+
+
+class Settings(BaseSettings):
+    """govern's configuration. Every secret is a :class:`~pydantic.SecretStr`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        validate_default=True,
+    )
+
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite:///govern.db"),
+        description="SQLAlchemy URL of the database (sqlite:///file.db or postgresql+psycopg://...).",
+    )
+    kek: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key-encryption key: base64 of 32 random bytes. "
+            "Needed only by commands that touch keys."
+        ),
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _StrictEnvSource(settings_cls))
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        raw = value.get_secret_value().strip()
+        try:
+            url = make_url(raw)
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL (expected sqlite:///path.db or postgresql+psycopg://user@host/db)"
+            ) from None
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"uses driver {url.drivername!r}; supported: {', '.join(SUPPORTED_DRIVERS)}"
+            )
+        if url.drivername == "postgresql":
+            raw = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return SecretStr(raw)
+
+    @field_validator("kek")
+    @classmethod
+    def _check_kek(cls, value: SecretStr | None) -> SecretStr | None:
+        return _decode_key(value, "GOVERN_KEK")
+
+    @property
+    def url_for_display(self) -> str:
+        """The database URL with any password replaced by ``***``."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_secret_value().startswith("sqlite")
+
+    def kek_bytes(self) -> bytes:
+        """The decoded KEK; raises :class:`ConfigError` when it is not set."""
+        if self.kek is None:
+            raise ConfigError("GOVERN_KEK is not set: generate one with `govern keys generate-kek`")
+        return base64.b64decode(self.kek.get_secret_value())
+
+
+def _env_var(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _check_unknown(environ: Mapping[str, str]) -> None:
+    known = {_env_var(name) for name in Settings.model_fields}
+    unknown = sorted(
+        k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known
+    )
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {unknown[0]}; known settings: {', '.join(sorted(known))}"
+        )
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("govern_environ", default=None)
+
+
+class _StrictEnvSource(EnvSettingsSource):
+    """The environment source, refusing ``GOVERN_*`` variables that are not settings."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        env = os.environ if environ is None else environ
+        _check_unknown(env)
+        return parse_env_vars(
+            env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``) plus overrides.
+
+    Unknown ``GOVERN_*`` variables are refused, so that a typo such as
+    ``GOVERN_DATABSE_URL`` is caught instead of silently falling back to a default.
+    Errors name the variable, never its value.
+    """
+    token = _ENVIRON.set(dict(os.environ if environ is None else environ))
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "settings"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {_env_var(field)}"
+    return f"{_env_var(field)} {msg}" if not msg.startswith("GOVERN_") else msg
+
+
+def env_example() -> str:
+    """The text of ``.env.example``, generated from the settings schema."""
+    lines = [
+        "# govern settings. Generated by `govern config example`; do not edit by hand.",
+        "# Every variable is optional unless a command that needs it says so.",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"# {field.description}")
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        shown = "" if default is None else str(default)
+        prefix = "" if default is not None else "# "
+        lines.append(f"{prefix}{_env_var(name)}={shown}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"

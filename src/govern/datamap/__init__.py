@@ -1,0 +1,16 @@
+"""Where personal data lives: governance metadata on tables and columns, and a data_map over it.
+
+Tables carry ``info={"owner", "steward", "subject_link", "description"}`` and columns that
+hold personal or financial data carry ``info={"categories": [...]}`` with dotted taxonomy keys
+in the style of fideslang (``user.contact.email``, ``user.financial.bank_account``).
+"""
+
+from govern.datamap.registry import (
+    ColumnEntry,
+    TableEntry,
+    data_map,
+    governed,
+    personal,
+)
+
+__all__ = ["ColumnEntry", "TableEntry", "data_map", "governed", "personal"]

@@ -1,0 +1,93 @@
+"""The data map, read from the metadata of govern's (and a host's) tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import MetaData, Table
+
+PERSONAL_ROOTS = ("user.",)
+FINANCIAL_MARK = ".financial"
+
+
+def personal(*categories: str, **extra: Any) -> dict[str, Any]:
+    """Column ``info`` for a column holding personal data of the given categories.
+
+    ``mapped_column(String(320), info=personal("user.contact.email"))``
+    """
+    if not categories:
+        raise ValueError("personal() needs at least one data category")
+    for cat in categories:
+        if not cat.startswith(PERSONAL_ROOTS) or cat.endswith(".") or " " in cat:
+            raise ValueError(f"data category {cat!r} is not a dotted user.* taxonomy key")
+    return {"categories": list(categories), **extra}
+
+
+def governed(
+    *, owner: str, steward: str, subject_link: str | None, description: str
+) -> dict[str, Any]:
+    """Table ``info``: who owns the table, who stewards its data, how rows reach a subject.
+
+    ``subject_link`` is a column name (``"subject_id"``), a join path
+    (``"order_id -> orders.subject_id"``), ``"id"`` for the subject table itself,
+    or ``None`` for tables that hold no subject's data.
+    """
+    return {
+        "owner": owner,
+        "steward": steward,
+        "subject_link": subject_link,
+        "description": description,
+    }
+
+
+@dataclass(frozen=True)
+class ColumnEntry:
+    name: str
+    categories: tuple[str, ...]
+
+    @property
+    def is_financial(self) -> bool:
+        return any(FINANCIAL_MARK in c for c in self.categories)
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    name: str
+    domain: str
+    owner: str
+    steward: str
+    subject_link: str | None
+    description: str
+    columns: tuple[ColumnEntry, ...]
+
+
+def _entry(table: Table) -> TableEntry:
+    info = table.info
+    cols = tuple(
+        ColumnEntry(c.name, tuple(c.info["categories"]))
+        for c in table.columns
+        if c.info.get("categories")
+    )
+    return TableEntry(
+        name=table.name,
+        domain=str(info.get("domain", "host")),
+        owner=str(info.get("owner", "")),
+        steward=str(info.get("steward", "")),
+        subject_link=info.get("subject_link"),
+        description=str(info.get("description", "")),
+        columns=cols,
+    )
+
+
+def data_map(metadata: MetaData | None = None) -> list[TableEntry]:
+    """Every governed table, ordered by domain then name."""
+    if metadata is None:
+        from govern.db import load_models
+
+        metadata = load_models()
+    from govern.db import DOMAINS
+
+    order = {d: i for i, d in enumerate(DOMAINS)}
+    entries = [_entry(t) for t in metadata.sorted_tables if "owner" in t.info]
+    return sorted(entries, key=lambda e: (order.get(e.domain, len(order)), e.name))

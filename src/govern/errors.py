@@ -1,0 +1,53 @@
+"""The exceptions govern raises.
+
+Every error is a :class:`GovernError`; the CLI turns them into one line on
+stderr and an exit status, library callers catch the class they care about::
+
+    GovernError
+    ├── UsageError                 bad input from a caller (exit 2)
+    │   ├── ConfigError            a GOVERN_* setting is missing or malformed
+    │   ├── UnknownDomainError
+    │   ├── UnknownRevisionError
+    │   └── DependentDomainError   rolling back a domain others depend on
+    ├── DatabaseError              the database cannot be reached or used (exit 2)
+    └── MigrationError             a migration could not run (exit 2)
+
+Messages never contain secrets or personal data: they name settings, tables,
+columns, ids and revisions, never values.
+"""
+
+from __future__ import annotations
+
+
+class GovernError(Exception):
+    """Base of every error govern raises on purpose."""
+
+    exit_code: int = 2
+
+
+class UsageError(GovernError):
+    """The caller asked for something that cannot be done as asked."""
+
+
+class ConfigError(UsageError):
+    """A setting is missing, malformed or unknown."""
+
+
+class UnknownDomainError(UsageError):
+    """A domain name that govern does not ship."""
+
+
+class UnknownRevisionError(UsageError):
+    """A migration revision that does not exist in the named domain."""
+
+
+class DependentDomainError(UsageError):
+    """A domain cannot be rolled back while migrated domains depend on it."""
+
+
+class DatabaseError(GovernError):
+    """The database cannot be reached, or refused the operation."""
+
+
+class MigrationError(GovernError):
+    """A migration step failed; the database was left at the last good revision."""
