@@ -1,0 +1,1 @@
+"""govern's benchmarks: ``python -m bench [NAME ...]`` prints one JSON line per figure."""
