@@ -72,10 +72,19 @@ class CommunityBase(_DomainBase):
     domain = "community"
 
 
+MODEL_MODULES: tuple[str, ...] = (
+    "govern.domains",
+    "govern.holds.models",
+)
+"""Modules whose import registers govern's tables: the domains, then each capability's models."""
+
+
 def load_models() -> MetaData:
     """Import every model module so that :data:`metadata` is complete, and return it."""
-    import govern.domains  # noqa: F401  (registers the tables)
+    import importlib
 
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
     return metadata
 
 

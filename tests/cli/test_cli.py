@@ -63,7 +63,7 @@ def test_doctor_fails_on_pending(url_env: str, capsys: pytest.CaptureFixture[str
     [
         ("migrate", "up", "--domain", "nope"),
         ("migrate", "up", "--to", "nope_0001"),
-        ("migrate", "down", "--domain", "core"),
+        ("migrate", "down", "--domain", "core", "--to", "base"),
         ("migrate", "down", "--domain", "core", "--to", "zzz"),
         ("docs", "erd", "--format", "png"),
         ("docs", "erd", "--domain", "nope"),
@@ -159,3 +159,42 @@ def test_generate_kek_is_valid(govern_env: Path, capsys: pytest.CaptureFixture[s
     code, out, _ = run(capsys, "keys", "generate-kek")
     assert code == 0
     assert len(load_settings({"GOVERN_KEK": out.strip()}).kek_bytes()) == 32
+
+
+def test_hold_cli_round_trip(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import uuid
+
+    from govern.db import create_engine, transaction
+    from govern.domains.core import Subject
+
+    engine = create_engine(url_env)
+    with transaction(engine) as s:
+        subject = Subject(external_ref="ext-1")
+        s.add(subject)
+    engine.dispose()
+    code, out, _ = run(
+        capsys,
+        "hold",
+        "add",
+        "--subject",
+        str(subject.id),
+        "--reason",
+        "claim",
+        "--by",
+        "counsel",
+        "--json",
+    )
+    assert code == 0
+    hold_id = json.loads(out)["id"]
+    assert [hold_id] == [
+        h["id"] for h in json.loads(run(capsys, "hold", "list", "--json")[1])["holds"]
+    ]
+    assert run(capsys, "hold", "release", hold_id, "--by", "counsel")[0] == 0
+    assert run(capsys, "hold", "release", hold_id, "--by", "counsel")[0] == 2
+    assert (
+        run(capsys, "hold", "add", "--subject", "not-a-uuid", "--reason", "r", "--by", "x")[0] == 2
+    )
+    assert (
+        run(capsys, "hold", "add", "--subject", str(uuid.uuid4()), "--reason", "r", "--by", "x")[0]
+        == 2
+    )
