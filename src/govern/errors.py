@@ -59,7 +59,7 @@ class MigrationError(GovernError):
 
 
 class InvalidEventError(UsageError):
-    """An event type not shaped ``govern.<area>.<what>``, a bad aggregate, or unserialisable data."""
+    """An event type not shaped ``govern.<area>.<what>``, a bad aggregate or unusable data."""
 
 
 class UnknownSinkError(UsageError):

@@ -177,7 +177,7 @@ class SinkStatus(BaseModel):
     lease_until: dt.datetime | None
 
 
-class StatusReport(BaseModel):
+class CdcStatusReport(BaseModel):
     outbox_last_id: int
     sinks: list[SinkStatus]
 
