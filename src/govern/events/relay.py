@@ -324,16 +324,15 @@ def replay(
     if from_id < 1:
         raise UsageError("--from must be an outbox id of 1 or more")
     row = session.get(EventSink, sink)
-    if row is None:
-        row = EventSink(name=sink, position=0, delivered=0, updated_at=utcnow())
-        session.add(row)
-        session.flush()
-    previous = row.position
+    previous = row.position if row is not None else 0
     if from_id - 1 > previous:
         raise UsageError(
             f"sink {sink} is at position {previous}; replay only rewinds "
             f"(--from at most {previous + 1}), use `govern cdc relay` to go forward"
         )
+    if row is None:
+        row = EventSink(name=sink, position=0, delivered=0, updated_at=utcnow())
+        session.add(row)
     row.position = from_id - 1
     row.updated_at = utcnow()
     session.flush()
