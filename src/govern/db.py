@@ -74,7 +74,8 @@ class CommunityBase(_DomainBase):
 
 def load_models() -> MetaData:
     """Import every model module so that :data:`metadata` is complete, and return it."""
-    import govern.domains  # noqa: F401  (registers the tables)
+    import govern.domains
+    import govern.keys.models  # noqa: F401  (key tables, core domain)
 
     return metadata
 
