@@ -16,7 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import migrations
+    # Keys and encryption (issue 3)
+    from govern import crypto, keys, migrations
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -30,15 +31,35 @@ if TYPE_CHECKING:
     from govern.doctor import CheckResult, DoctorReport, run_doctor
     from govern.errors import (
         ConfigError,
+        CryptoError,
         DatabaseError,
         DependentDomainError,
         GovernError,
+        KeyInUseError,
+        KeyringNotBoundError,
         MigrationError,
+        PlaintextRefusedError,
+        TamperedValueError,
         UnknownDomainError,
+        UnknownKeyError,
         UnknownRevisionError,
         UsageError,
+        WrongKekError,
     )
-    from govern.types import UTCDateTime
+    from govern.keys import attach, detokenise, lookup, shred_subject, tokenise
+    from govern.types import (
+        BlindIndex,
+        EncryptedBytes,
+        EncryptedDate,
+        EncryptedDecimal,
+        EncryptedJSON,
+        EncryptedString,
+        Shredded,
+        ShreddedJSON,
+        ShreddedString,
+        TokenString,
+        UTCDateTime,
+    )
 
 __version__ = "0.1.0"
 
@@ -69,35 +90,84 @@ _LAZY: dict[str, str] = {
     "run_doctor": "govern.doctor",
     "session_factory": "govern.db",
     "transaction": "govern.db",
+    # Keys and encryption (issue 3)
+    "BlindIndex": "govern.types",
+    "CryptoError": "govern.errors",
+    "EncryptedBytes": "govern.types",
+    "EncryptedDate": "govern.types",
+    "EncryptedDecimal": "govern.types",
+    "EncryptedJSON": "govern.types",
+    "EncryptedString": "govern.types",
+    "KeyInUseError": "govern.errors",
+    "KeyringNotBoundError": "govern.errors",
+    "PlaintextRefusedError": "govern.errors",
+    "Shredded": "govern.types",
+    "ShreddedJSON": "govern.types",
+    "ShreddedString": "govern.types",
+    "TamperedValueError": "govern.errors",
+    "TokenString": "govern.types",
+    "UnknownKeyError": "govern.errors",
+    "WrongKekError": "govern.errors",
+    "attach": "govern.keys",
+    "crypto": "",
+    "detokenise": "govern.keys",
+    "keys": "",
+    "lookup": "govern.keys",
+    "shred_subject": "govern.keys",
+    "tokenise": "govern.keys",
 }
 
 __all__ = [
     "DOMAINS",
+    "BlindIndex",
     "CheckResult",
     "ColumnEntry",
     "ConfigError",
+    "CryptoError",
     "DatabaseError",
     "DependentDomainError",
     "DoctorReport",
+    "EncryptedBytes",
+    "EncryptedDate",
+    "EncryptedDecimal",
+    "EncryptedJSON",
+    "EncryptedString",
     "GovernError",
+    "KeyInUseError",
+    "KeyringNotBoundError",
     "MigrationError",
+    "PlaintextRefusedError",
     "Settings",
+    "Shredded",
+    "ShreddedJSON",
+    "ShreddedString",
     "TableEntry",
+    "TamperedValueError",
+    "TokenString",
     "UTCDateTime",
     "UnknownDomainError",
+    "UnknownKeyError",
     "UnknownRevisionError",
     "UsageError",
+    "WrongKekError",
     "__version__",
+    "attach",
     "create_engine",
+    "crypto",
     "data_map",
+    "detokenise",
     "governed",
+    "keys",
     "load_models",
     "load_settings",
+    "lookup",
     "metadata",
     "migrations",
     "personal",
     "run_doctor",
     "session_factory",
+    "shred_subject",
+    "tokenise",
     "transaction",
 ]
 

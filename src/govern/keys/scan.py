@@ -76,7 +76,7 @@ class ScanReport(BaseModel):
 
     def text_lines(self) -> list[str]:
         lines = [
-            f"{c.table}.{c.column:<24} {c.protection:<11} rows {c.rows:>8}  bad {c.bad:>4}  "
+            f"{c.table + '.' + c.column:<38} {c.protection:<11} rows {c.rows:>8}  bad {c.bad:>4}  "
             f"sampled {c.sampled:>4}  undecryptable {c.undecryptable}"
             for c in self.columns
         ]
@@ -98,7 +98,7 @@ def model_gaps(metadata: MetaData) -> list[ModelGap]:
     for entry in data_map(metadata):
         table = metadata.tables[entry.name]
         for col in entry.columns:
-            if col.protection not in PROTECTIONS:
+            if (col.protection or "").split("+")[0] not in PROTECTIONS:
                 typ = table.c[col.name].type
                 gaps.append(
                     ModelGap(

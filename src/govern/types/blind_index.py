@@ -38,6 +38,8 @@ class BlindIndex(Protected[bytes]):
     ``casefold=True`` indexes ``value.casefold()`` so that lookups ignore case.
     """
 
+    cache_ok = True
+
     protection: ClassVar[str] = "blind-index"
 
     def __init__(

@@ -49,6 +49,8 @@ class EncryptedString(_Encrypted[str]):
     ``email: Mapped[str] = mapped_column(EncryptedString())``
     """
 
+    cache_ok = True
+
     @property
     def python_type(self) -> type[str]:
         return str
@@ -66,6 +68,8 @@ class EncryptedBytes(_Encrypted[bytes]):
     ``document: Mapped[bytes] = mapped_column(EncryptedBytes())``
     """
 
+    cache_ok = True
+
     @property
     def python_type(self) -> type[bytes]:
         return bytes
@@ -82,6 +86,8 @@ class EncryptedJSON(_Encrypted[Any]):
 
     ``address: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())``
     """
+
+    cache_ok = True
 
     @property
     def python_type(self) -> type[dict[str, Any]]:
@@ -102,6 +108,8 @@ class EncryptedDate(_Encrypted[dt.date]):
     ``birth_date: Mapped[dt.date | None] = mapped_column(EncryptedDate())``
     """
 
+    cache_ok = True
+
     @property
     def python_type(self) -> type[dt.date]:
         return dt.date
@@ -118,6 +126,8 @@ class EncryptedDecimal(_Encrypted[Decimal]):
 
     ``balance: Mapped[Decimal] = mapped_column(EncryptedDecimal())``
     """
+
+    cache_ok = True
 
     @property
     def python_type(self) -> type[Decimal]:

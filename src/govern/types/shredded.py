@@ -109,6 +109,8 @@ class ShreddedString(_Shredded[str]):
     ``ip_address: Mapped[str | Shredded | None] = mapped_column(ShreddedString())``
     """
 
+    cache_ok = True
+
     @property
     def python_type(self) -> type[str]:
         return str
@@ -125,6 +127,8 @@ class ShreddedJSON(_Shredded[Any]):
 
     ``properties: Mapped[dict[str, Any] | Shredded] = mapped_column(ShreddedJSON())``
     """
+
+    cache_ok = True
 
     @property
     def python_type(self) -> type[dict[str, Any]]:
