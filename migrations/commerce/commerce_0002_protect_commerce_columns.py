@@ -33,9 +33,9 @@ TABLES: list[tuple[str, list[Plan]]] = [
     (
         "payments",
         [
-            Plan("card_number", "token", sa.String(length=64), True, token_kind="card_number"),
+            Plan("card_number", "token", sa.String(length=64), True, vault_kind="card_number"),
             Plan("card_holder", "encrypt", sa.String(length=200), True),
-            Plan("bank_account", "token", sa.String(length=64), True, token_kind="bank_account"),
+            Plan("bank_account", "token", sa.String(length=64), True, vault_kind="bank_account"),
         ],
     ),
     (

@@ -1,7 +1,7 @@
 """key tables: data keys, subject keys, token vault, shred proofs
 
 Revision ID: core_0003
-Revises: core_0001
+Revises: core_0006
 Create Date: 2026-11-27
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "core_0003"
-down_revision: str | Sequence[str] | None = "core_0001"
+down_revision: str | Sequence[str] | None = "core_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

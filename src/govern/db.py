@@ -72,11 +72,20 @@ class CommunityBase(_DomainBase):
     domain = "community"
 
 
+MODEL_MODULES: tuple[str, ...] = (
+    "govern.domains",
+    "govern.holds.models",
+    "govern.keys.models",
+)
+"""Modules whose import registers govern's tables: the domains, then each capability's models."""
+
+
 def load_models() -> MetaData:
     """Import every model module so that :data:`metadata` is complete, and return it."""
-    import govern.domains
-    import govern.keys.models  # noqa: F401  (key tables, core domain)
+    import importlib
 
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
     return metadata
 
 

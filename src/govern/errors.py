@@ -8,7 +8,9 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── ConfigError            a GOVERN_* setting is missing or malformed
     │   ├── UnknownDomainError
     │   ├── UnknownRevisionError
-    │   └── DependentDomainError   rolling back a domain others depend on
+    │   ├── DependentDomainError   rolling back a domain others depend on
+    │   ├── UnknownSubjectError    no data subject with that id
+    │   ├── UnknownHoldError       no legal hold with that id
     │   └── KeyInUseError          retiring a data key that still seals values
     ├── DatabaseError              the database cannot be reached or used (exit 2)
     ├── MigrationError             a migration could not run (exit 2)
@@ -50,6 +52,14 @@ class UnknownRevisionError(UsageError):
 
 class DependentDomainError(UsageError):
     """A domain cannot be rolled back while migrated domains depend on it."""
+
+
+class UnknownSubjectError(UsageError):
+    """No data subject with that id."""
+
+
+class UnknownHoldError(UsageError):
+    """No legal hold with that id."""
 
 
 class DatabaseError(GovernError):

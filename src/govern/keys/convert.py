@@ -42,7 +42,7 @@ class Plan:
     plain: sa.types.TypeEngine[Any]
     nullable: bool
     codec: str = "str"
-    token_kind: str | None = None
+    vault_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def protect(
                             vault_rows.append(
                                 {
                                     "token": token,
-                                    "kind": p.token_kind,
+                                    "kind": p.vault_kind,
                                     "value": primary.seal(
                                         _encode("str", value), b"token_vault.value"
                                     ),

@@ -5,7 +5,7 @@ different ciphertexts) and bound to their ``table.column``. Reads accept every d
 keyring holds, so values sealed before ``govern keys rotate`` stay readable::
 
     class Subject(Base):
-        email: Mapped[str | None] = mapped_column(EncryptedString(), info=personal("user.contact.email"))
+        email: Mapped[str | None] = mapped_column(EncryptedString(), info=personal(...))
         address: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())
 
 The engine must carry a keyring: ``govern.keys.attach(engine, settings)``.
