@@ -110,12 +110,24 @@ def _encryption(settings: Settings) -> list[CheckResult]:
         n = len(protected_columns(load_models()))
         keyring = None
         if not settings.has_kek:
+            # A new database has protected columns but nothing sealed yet: nothing is
+            # unreadable, so the missing KEK is a warning until the first key or value exists.
+            with transaction(engine) as session:
+                has_keys = bool(list_keys(session))
+            report = scan_encryption(engine, None, sample=0)
+            stored = sum(c.rows for c in report.columns)
+            sealed = has_keys or stored > 0
             out.append(
                 CheckResult(
                     name="encryption key",
-                    ok=False,
-                    detail=f"GOVERN_KEK is not set but {n} columns are protected: "
-                    "set it (`govern keys generate-kek`) before writing personal data",
+                    ok=not sealed,
+                    detail=(
+                        f"GOVERN_KEK is not set but {stored} protected value(s) and "
+                        f"{n} protected columns exist: set it (`govern keys generate-kek`)"
+                        if sealed
+                        else f"GOVERN_KEK is not set: nothing sealed yet, but writing the {n} "
+                        "protected columns will need it (`govern keys generate-kek`)"
+                    ),
                 )
             )
         else:

@@ -7,6 +7,8 @@ from sqlalchemy import select
 
 from govern import holds
 from govern.db import create_engine, transaction
+from govern.keys import bind_keyring
+from govern.testing import memory_keyring
 from govern.domains.core import AuditLog, Subject
 from govern.errors import UnknownHoldError, UnknownSubjectError, UsageError
 
@@ -14,6 +16,7 @@ from govern.errors import UnknownHoldError, UnknownSubjectError, UsageError
 @pytest.fixture
 def engine(migrated_url: str):  # type: ignore[no-untyped-def]
     eng = create_engine(migrated_url)
+    bind_keyring(eng, memory_keyring())
     yield eng
     eng.dispose()
 

@@ -56,10 +56,14 @@ class Subject(CoreBase):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # Blind indexes (filled at flush): find a subject by external ref or by email.
     external_ref_index: Mapped[bytes] = mapped_column(
-        BlindIndex("external_ref", bits=128), unique=True
+        BlindIndex("external_ref", bits=128),
+        unique=True,
+        info=not_personal("keyed, truncated hash of external_ref (blind index)"),
     )
     email_index: Mapped[bytes | None] = mapped_column(
-        BlindIndex("email", bits=32, casefold=True), index=True
+        BlindIndex("email", bits=32, casefold=True),
+        index=True,
+        info=not_personal("keyed, truncated hash of email (blind index)"),
     )
 
 
@@ -87,7 +91,10 @@ class SubjectIdentity(CoreBase):
     external_id: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.unique_id"))
     verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    external_id_index: Mapped[bytes] = mapped_column(BlindIndex("external_id", bits=128))
+    external_id_index: Mapped[bytes] = mapped_column(
+        BlindIndex("external_id", bits=128),
+        info=not_personal("keyed, truncated hash of external_id (blind index)"),
+    )
 
 
 class Account(CoreBase):
@@ -119,7 +126,11 @@ class Account(CoreBase):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    username_index: Mapped[bytes] = mapped_column(BlindIndex("username", bits=128), unique=True)
+    username_index: Mapped[bytes] = mapped_column(
+        BlindIndex("username", bits=128),
+        unique=True,
+        info=not_personal("keyed, truncated hash of username (blind index)"),
+    )
 
 
 class AuditLog(CoreBase):

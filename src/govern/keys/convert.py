@@ -126,6 +126,23 @@ def _copy_from_stage(
     conn.execute(sa.update(t).where(t.c[pk].in_(sa.select(s.c[pk]))).values(values))
 
 
+def offline_sqlite() -> bool:
+    """Offline SQLite (``govern migrate sql``) cannot reflect tables to rebuild them."""
+    from alembic import op
+
+    ctx = op.get_context()
+    return bool(ctx.as_sql and ctx.dialect.name == "sqlite")
+
+
+def _offline_note(table: str, what: str) -> bool:
+    from alembic import op
+
+    if not offline_sqlite():
+        return False
+    op.execute(f"-- govern: {what} {table}: a SQLite table rebuild, run online (migrate up)")
+    return True
+
+
 def _stage(conn: Connection, table: str, pk: str, pk_type: Any, cols: dict[str, Any]) -> sa.Table:
     md = sa.MetaData()
     stage = sa.Table(
@@ -151,9 +168,12 @@ def protect(
 
     from govern.keys.service import subject_ciphers
 
+    if _offline_note(table, "protect"):
+        return
     conn = op.get_bind()
     sealed = [p for p in plans if p.kind != "token"]
-    rows = _count(conn, table, [p.column for p in plans])
+    # Offline (``govern migrate sql``) there are no rows to read: emit the DDL only.
+    rows = 0 if op.get_context().as_sql else _count(conn, table, [p.column for p in plans])
     stage_cols = {p.column: sa.LargeBinary() for p in sealed}
     stage_cols.update({b.column: sa.LargeBinary() for b in blinds})
     if rows:
@@ -175,7 +195,7 @@ def protect(
             if subject and any(p.kind == "shred" for p in plans):
                 sids = {getattr(r, subject) for r in batch} - {None}
                 if sids:
-                    ciphers = subject_ciphers(Session(bind=conn), keyring, sids)  # type: ignore[assignment]
+                    ciphers = dict(subject_ciphers(Session(bind=conn), keyring, sids))
             staged, tokens, vault_rows = [], [], []
             for r in batch:
                 out: dict[str, Any] = {pk: getattr(r, pk)}
@@ -264,10 +284,12 @@ def unprotect(
     """
     from alembic import op
 
+    if _offline_note(table, "unprotect"):
+        return
     conn = op.get_bind()
     pg = conn.dialect.name == "postgresql"
     sealed = [p for p in plans if p.kind != "token"]
-    rows = _count(conn, table, [p.column for p in plans])
+    rows = 0 if op.get_context().as_sql else _count(conn, table, [p.column for p in plans])
     for b in blinds:
         with op.batch_alter_table(table) as batch_op:
             batch_op.drop_column(b.column)

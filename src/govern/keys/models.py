@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from govern.datamap import governed, personal
+from govern.datamap import governed, not_personal, personal
 from govern.db import CoreBase
 from govern.types.encrypted import EncryptedString
 from govern.types.utc import UTCDateTime, utcnow
@@ -106,5 +106,9 @@ class ShredProof(CoreBase):
     subject_key_id: Mapped[int] = mapped_column(Integer, unique=True)
     wrapped_key_sha256: Mapped[str] = mapped_column(String(64))
     shredded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    actor: Mapped[str] = mapped_column(String(150))
-    reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(
+        String(150), info=not_personal("an operator or service name, not the subject")
+    )
+    reason: Mapped[str] = mapped_column(
+        String(200), info=not_personal("why the key was shredded, e.g. an erasure request id")
+    )

@@ -116,7 +116,9 @@ def _bad_condition(pc: ProtectedColumn, value: Any, headers: list[bytes]) -> Any
         return not_((func.length(value) == TOKEN_LENGTH) & value.like("tok\\_%", escape="\\"))
     if pc.protection == "blind-index":
         return func.length(value) != pc.column.type.bits // 8  # type: ignore[attr-defined]
-    header_ok = func.substr(value, 1, aead.HEADER_LEN).in_(headers) if headers else literal(False)
+    header_ok: Any = (
+        func.substr(value, 1, aead.HEADER_LEN).in_(headers) if headers else literal(False)
+    )
     if pc.protection == "shredded":
         header_ok = or_(header_ok, func.substr(value, 1, 1) == bytes([aead.SUBJECT]))
     return not_((func.length(value) >= aead.OVERHEAD) & header_ok)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Column, MetaData, Table, bindparam, func, select, update
 from sqlalchemy import column as sa_column
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import table as sa_table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -264,9 +265,7 @@ def tokenise(session: Session, value: str, kind: str) -> str:
         return value
     token = make_token(value)
     session.execute(
-        TokenVaultEntry.__table__.insert().values(
-            token=token, kind=kind, value=value, created_at=utcnow()
-        )
+        sa_insert(TokenVaultEntry).values(token=token, kind=kind, value=value, created_at=utcnow())
     )
     return token
 

@@ -82,14 +82,14 @@ class BlindIndex(Protected[bytes]):
 
 def twin_of(attribute: InstrumentedAttribute[Any]) -> InstrumentedAttribute[Any]:
     """The blind-index attribute of an encrypted attribute, e.g. ``Subject.email_index``."""
-    mapper = inspect(attribute.class_)
-    source = attribute.property.columns[0].name  # type: ignore[attr-defined]
+    mapper: Any = inspect(attribute.class_)
+    source = attribute.property.columns[0].name
     for prop in mapper.column_attrs:
         typ = prop.columns[0].type
         if isinstance(typ, BlindIndex) and typ.source == source:
             twin: InstrumentedAttribute[Any] = getattr(attribute.class_, prop.key)
             return twin
-    raise UsageError(f"{mapper.local_table.name}.{source} has no blind index")  # type: ignore[union-attr]
+    raise UsageError(f"{mapper.local_table.name}.{source} has no blind index")
 
 
 def lookup(session: Session, attribute: InstrumentedAttribute[Any], value: str) -> list[Any]:
@@ -99,7 +99,7 @@ def lookup(session: Session, attribute: InstrumentedAttribute[Any], value: str) 
     dropped after decryption, so the result is exact.
     """
     twin = twin_of(attribute)
-    typ: BlindIndex = twin.property.columns[0].type  # type: ignore[attr-defined]
+    typ: BlindIndex = twin.property.columns[0].type
     want = value.casefold() if typ.casefold else value
     rows = session.scalars(select(attribute.class_).where(twin == value)).all()
     out = []
