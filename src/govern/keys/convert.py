@@ -78,9 +78,12 @@ def _keyring(conn: Connection, table: str, rows: int) -> Keyring:
             f"GOVERN_KEK is not set and table {table} has {rows} row(s) to convert: "
             "set GOVERN_KEK (see `govern keys generate-kek`) and migrate again"
         )
+    from govern.keys.service import load_subject_key
+
     session = Session(bind=conn)
     keyring = load_keyring(session, provider_from_settings(settings))
     session.flush()
+    keyring.subject_loader = lambda key_id: load_subject_key(conn, key_id)
     return keyring
 
 

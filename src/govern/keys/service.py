@@ -109,26 +109,28 @@ def load_keyring(session: Session, provider: KeyProvider, *, create: bool = True
     return keyring
 
 
-def _subject_loader(engine: Engine) -> Callable[[int], tuple[str, bytes] | None]:
+def load_subject_key(conn: Connection, key_id: int) -> tuple[str, bytes] | None:
+    """``(kek_fingerprint, wrapped)`` of a subject key; ``None`` if shredded (proof exists)."""
     sk = SubjectKey.__table__
     proofs = ShredProof.__table__
+    row = conn.execute(
+        select(sk.c.kek_fingerprint, sk.c.wrapped_key).where(sk.c.id == key_id)
+    ).first()
+    if row is not None:
+        return str(row[0]), bytes(row[1])
+    shredded = conn.execute(select(proofs.c.id).where(proofs.c.subject_key_id == key_id)).first()
+    if shredded is not None:
+        return None
+    raise UnknownKeyError(
+        f"subject key {key_id} is neither stored nor shredded in this database",
+        key_id=key_id,
+    )
 
+
+def _subject_loader(engine: Engine) -> Callable[[int], tuple[str, bytes] | None]:
     def load(key_id: int) -> tuple[str, bytes] | None:
         with engine.connect() as conn:
-            row = conn.execute(
-                select(sk.c.kek_fingerprint, sk.c.wrapped_key).where(sk.c.id == key_id)
-            ).first()
-            if row is not None:
-                return str(row[0]), bytes(row[1])
-            shredded = conn.execute(
-                select(proofs.c.id).where(proofs.c.subject_key_id == key_id)
-            ).first()
-        if shredded is not None:
-            return None
-        raise UnknownKeyError(
-            f"subject key {key_id} is neither stored nor shredded in this database",
-            key_id=key_id,
-        )
+            return load_subject_key(conn, key_id)
 
     return load
 
