@@ -58,26 +58,26 @@ def is_envelope(value: object) -> bool:
 class Cipher:
     """One key's AESGCM object plus its header, reused for every value it seals or opens."""
 
-    __slots__ = ("_aead", "_header", "key_id", "kind")
+    __slots__ = ("_header", "aead", "key_id", "kind")
 
     def __init__(self, kind: int, key_id: int, key: bytes) -> None:
         if len(key) != KEY_LEN:
             raise ValueError("AES-256-GCM keys are 32 bytes")
         self.kind = kind
         self.key_id = key_id
-        self._aead = AESGCM(key)
+        self.aead = AESGCM(key)
         self._header = header(kind, key_id)
 
     def seal(self, plaintext: bytes, context: bytes) -> bytes:
         """Encrypt ``plaintext`` for ``context`` (``b"table.column"``) under a fresh nonce."""
         nonce = os.urandom(NONCE_LEN)
         hdr = self._header
-        return hdr + nonce + self._aead.encrypt(nonce, plaintext, hdr + context)
+        return hdr + nonce + self.aead.encrypt(nonce, plaintext, hdr + context)
 
     def open(self, envelope: bytes, context: bytes) -> bytes:
         """Decrypt an envelope sealed by this key for ``context``."""
         try:
-            return self._aead.decrypt(
+            return self.aead.decrypt(
                 envelope[HEADER_LEN : HEADER_LEN + NONCE_LEN],
                 envelope[HEADER_LEN + NONCE_LEN :],
                 envelope[:HEADER_LEN] + context,

@@ -109,6 +109,8 @@ class Keyring:
         if self._previous is not None:
             self._fingerprints[fingerprint(self._previous)] = self._previous
         self._data: dict[int, aead.Cipher] = {}
+        # Fast path for the column types: envelope header -> AESGCM of that data key.
+        self.by_header: dict[bytes, Any] = {}
         self.primary_id: int | None = None
         self._blind: BlindIndexer | None = None
         self._subjects: OrderedDict[int, aead.Cipher] = OrderedDict()
@@ -144,7 +146,9 @@ class Keyring:
 
     # data keys -----------------------------------------------------------
     def add_data_key(self, key_id: int, key: bytes, *, primary: bool = False) -> None:
-        self._data[key_id] = aead.Cipher(aead.DATA, key_id, key)
+        cipher = aead.Cipher(aead.DATA, key_id, key)
+        self._data[key_id] = cipher
+        self.by_header[aead.header(aead.DATA, key_id)] = cipher.aead
         if primary:
             self.primary_id = key_id
 
@@ -152,6 +156,7 @@ class Keyring:
         """Forget a retired key (the primary cannot be dropped)."""
         if key_id != self.primary_id:
             self._data.pop(key_id, None)
+            self.by_header.pop(aead.header(aead.DATA, key_id), None)
 
     def data_key_ids(self) -> list[int]:
         return sorted(self._data)
