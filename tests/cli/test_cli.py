@@ -166,7 +166,6 @@ def test_hold_cli_round_trip(url_env: str, capsys: pytest.CaptureFixture[str]) -
 
     from govern.db import create_engine, transaction
     from govern.domains.core import Subject
-
     from govern.keys import bind_keyring
     from govern.testing import memory_keyring
 

@@ -29,30 +29,35 @@ def env(govern_env: Path, monkeypatch: pytest.MonkeyPatch, migrated_url: str) ->
 
 
 def test_rotate_list_and_retire_refusals(env: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert 0 == run(capsys, "keys", "rotate")[0]
+    assert run(capsys, "keys", "rotate")[0] == 0
     code, out, _ = run(capsys, "keys", "list", "--json")
     keys = json.loads(out)["keys"]
-    assert [("data", "active"), ("blind", "active"), ("data", "primary")] == [
-        (k["purpose"], k["state"]) for k in keys
+    assert [(k["purpose"], k["state"]) for k in keys] == [
+        ("data", "active"),
+        ("blind", "active"),
+        ("data", "primary"),
     ]
     assert all("wrapped" not in json.dumps(k) for k in keys)
     before = schema_snapshot(env)
     code, out, err = run(capsys, "keys", "retire", str(keys[2]["id"]))
-    assert (2, "") == (code, out)
-    assert err.startswith("govern: error: data key") and "primary" in err
-    assert 1 == len(err.strip().splitlines())
+    assert (code, out) == (2, "")
+    assert err.startswith("govern: error: data key")
+    assert "primary" in err
+    assert len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "keys", "retire", "999")
-    assert code == 2 and "no data key 999" in err
+    assert code == 2
+    assert "no data key 999" in err
     assert before == schema_snapshot(env)
     code, out, _ = run(capsys, "keys", "reencrypt", "--json")
-    assert (0, 0) == (code, json.loads(out)["values"])
+    assert (code, json.loads(out)["values"]) == (0, 0)
     code, out, _ = run(capsys, "keys", "retire", str(keys[0]["id"]), "--json")
-    assert (0, "retired") == (code, json.loads(out)["key"]["state"])
+    assert (code, json.loads(out)["key"]["state"]) == (0, "retired")
 
 
 def test_scan_exit_status_follows_findings(env: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "scan", "encryption", "--json")
-    assert code == 0 and json.loads(out)["gaps"] == []
+    assert code == 0
+    assert json.loads(out)["gaps"] == []
     engine = create_engine(env)
     with engine.begin() as conn:
         conn.execute(
@@ -93,7 +98,8 @@ def test_scan_exit_status_follows_findings(env: str, capsys: pytest.CaptureFixtu
     assert "GAP posts.title: 1 of 1 value(s) are not encrypted" in out
     assert "plaintext post" not in out + err
     code, out, _ = run(capsys, "doctor")
-    assert code == 1 and "FAIL encryption coverage" in out
+    assert code == 1
+    assert "FAIL encryption coverage" in out
 
 
 def test_key_commands_need_a_kek(
@@ -104,7 +110,8 @@ def test_key_commands_need_a_kek(
 ) -> None:
     monkeypatch.setenv("GOVERN_DATABASE_URL", migrated_url)
     code, out, err = run(capsys, "keys", "rotate")
-    assert (2, "") == (code, out)
+    assert (code, out) == (2, "")
     assert "GOVERN_KEK is not set" in err
     code, out, _ = run(capsys, "doctor")
-    assert code == 0 and "nothing sealed yet" in out
+    assert code == 0
+    assert "nothing sealed yet" in out

@@ -15,11 +15,16 @@ CIPHER = aead.Cipher(aead.DATA, 7, KEY)
 CTX = b"subjects.email"
 
 
+def _open(envelope: bytes) -> bytes:
+    aead.parse_header(envelope)
+    return CIPHER.open(envelope, CTX)
+
+
 @given(st.binary(max_size=2000))
 def test_every_byte_string_round_trips(plain: bytes) -> None:
     env = CIPHER.seal(plain, CTX)
     assert len(env) == len(plain) + aead.OVERHEAD
-    assert (aead.DATA, 7) == aead.parse_header(env)
+    assert aead.parse_header(env) == (aead.DATA, 7)
     assert plain == CIPHER.open(env, CTX)
 
 
@@ -29,8 +34,7 @@ def test_any_single_byte_change_is_detected(plain: bytes, data: st.DataObject) -
     pos = data.draw(st.integers(0, len(env) - 1))
     env[pos] ^= data.draw(st.integers(1, 255))
     with pytest.raises(TamperedValueError):
-        aead.parse_header(bytes(env))
-        CIPHER.open(bytes(env), CTX)
+        _open(bytes(env))
 
 
 @given(st.binary(max_size=100), st.integers(0, 60))
@@ -38,8 +42,7 @@ def test_truncation_is_detected(plain: bytes, cut: int) -> None:
     env = CIPHER.seal(plain, CTX)
     short = env[: max(0, len(env) - 1 - cut)]
     with pytest.raises(TamperedValueError):
-        aead.parse_header(short)
-        CIPHER.open(short, CTX)
+        _open(short)
 
 
 def test_value_sealed_for_another_column_fails_naming_it() -> None:

@@ -36,7 +36,7 @@ def test_previous_kek_is_accepted_for_unwrapping() -> None:
     old = Keyring(StaticKeyProvider(OLD))
     wrapped = old.wrap(b"k" * 32, "data")
     changing = Keyring(StaticKeyProvider(NEW, previous=OLD))
-    assert b"k" * 32 == changing.unwrap(wrapped, old.kek_fingerprint, "data", 1)
+    assert changing.unwrap(wrapped, old.kek_fingerprint, "data", 1) == b"k" * 32
     assert changing.kek_fingerprint != old.kek_fingerprint
 
 
@@ -59,7 +59,7 @@ def test_unknown_data_key_names_table_column_and_id() -> None:
 def test_file_provider_reads_base64_and_refuses_garbage(tmp_path: Path) -> None:
     good = tmp_path / "kek"
     good.write_text(base64.b64encode(NEW).decode() + "\n")
-    assert NEW == FileKeyProvider(good).current()
+    assert FileKeyProvider(good).current() == NEW
     bad = tmp_path / "bad"
     bad.write_text("not base64 !!")
     with pytest.raises(ConfigError, match="GOVERN_KEK_FILE"):

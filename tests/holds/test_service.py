@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from govern import holds
 from govern.db import create_engine, transaction
-from govern.keys import bind_keyring
-from govern.testing import memory_keyring
 from govern.domains.core import AuditLog, Subject
 from govern.errors import UnknownHoldError, UnknownSubjectError, UsageError
+from govern.keys import bind_keyring
+from govern.testing import memory_keyring
 
 
 @pytest.fixture

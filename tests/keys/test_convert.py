@@ -41,7 +41,8 @@ def _plain_rows(url: str) -> None:
         conn.execute(
             text(
                 "INSERT INTO subjects (id, external_ref, email, birth_date, status, created_at,"
-                " updated_at) VALUES (:i, 'ext-42', 'Ann@Example.com', '1990-05-17', 'active', :t, :t)"
+                " updated_at) VALUES (:i, 'ext-42', 'Ann@Example.com', '1990-05-17', 'active',"
+                " :t, :t)"
             ),
             {"i": sid, "t": t},
         )
@@ -120,7 +121,8 @@ def test_populated_database_converts_and_converts_back(
     upgrade(empty_url)
     sealed = _raw(empty_url)
     assert b"Ann" not in sealed[0][1]
-    assert sealed[1][0].startswith("tok_") and sealed[1][0].endswith("_4242")
+    assert sealed[1][0].startswith("tok_")
+    assert sealed[1][0].endswith("_4242")
     assert b"/a" not in sealed[2][0]
 
     settings = load_settings({"GOVERN_DATABASE_URL": empty_url, "GOVERN_KEK": kek})
@@ -130,12 +132,12 @@ def test_populated_database_converts_and_converts_back(
         assert scan_encryption(engine).ok
         with transaction(engine) as s:
             (ann,) = lookup(s, Subject.email, "ann@example.com")
-            assert ("ext-42", "1990-05-17") == (ann.external_ref, ann.birth_date.isoformat())  # type: ignore[union-attr]
+            assert (ann.external_ref, ann.birth_date.isoformat()) == ("ext-42", "1990-05-17")  # type: ignore[union-attr]
             assert [ann.id] == [x.id for x in lookup(s, Subject.external_ref, "ext-42")]
             card = s.scalars(select(Payment.card_number)).one()
-            assert "4111111111114242" == detokenise(s, card, actor="t", purpose="test")  # type: ignore[arg-type]
-            assert {"path": "/a"} == s.scalars(select(AnalyticsEvent.properties)).one()
-            assert ("Hello", "World") == tuple(s.execute(select(Post.title, Post.body)).one())
+            assert detokenise(s, card, actor="t", purpose="test") == "4111111111114242"  # type: ignore[arg-type]
+            assert s.scalars(select(AnalyticsEvent.properties)).one() == {"path": "/a"}
+            assert tuple(s.execute(select(Post.title, Post.body)).one()) == ("Hello", "World")
     finally:
         engine.dispose()
 

@@ -83,7 +83,7 @@ def test_killed_reencrypt_resumes_and_retire_follows(engine, settings: Settings)
 
     retired = _govern(settings, "keys", "retire", str(old), "--json")
     assert retired.returncode == 0, retired.stderr
-    assert "retired" == json.loads(retired.stdout)["key"]["state"]
+    assert json.loads(retired.stdout)["key"]["state"] == "retired"
 
     fresh = create_engine(settings.database_url.get_secret_value())
     from govern.keys import attach
@@ -93,7 +93,7 @@ def test_killed_reencrypt_resumes_and_retire_follows(engine, settings: Settings)
         with transaction(fresh) as s:
             emails = set(s.scalars(select(Subject.email)))
             assert {f"u{i}@example.com" for i in range(ROWS)} == emails
-            assert "retired" == next(k.state for k in list_keys(s) if k.id == old)
+            assert next(k.state for k in list_keys(s) if k.id == old) == "retired"
         with fresh.connect() as conn:
             heads = conn.execute(
                 select(func.count())

@@ -1,4 +1,4 @@
-"""Keys end to end on SQLite and PostgreSQL: domain models, tokens, shredding, the key life cycle."""
+"""Keys end to end on SQLite and PostgreSQL: domain models, tokens, shredding, key life cycle."""
 
 from __future__ import annotations
 
@@ -69,17 +69,20 @@ def test_card_numbers_are_tokenised_and_detokenising_is_audited(engine: Engine) 
             currency="EUR",
         )
         s.add(pay)
-    assert pay.card_number is not None and pay.card_number.endswith("_4242")
-    assert pay.bank_account is not None and pay.bank_account.endswith("_3000")
+    assert pay.card_number is not None
+    assert pay.card_number.endswith("_4242")
+    assert pay.bank_account is not None
+    assert pay.bank_account.endswith("_3000")
     with transaction(engine) as s:
-        assert "4111 1111 1111 4242" == detokenise(
-            s, pay.card_number, actor="support-7", purpose="chargeback"
+        assert (
+            detokenise(s, pay.card_number, actor="support-7", purpose="chargeback")
+            == "4111 1111 1111 4242"
         )
         row = s.scalars(select(AuditLog).where(AuditLog.action == "token.detokenise")).one()
-    assert ("support-7", {"kind": "card_number", "purpose": "chargeback"}) == (
+    assert (
         row.actor,
         row.details,
-    )
+    ) == ("support-7", {"kind": "card_number", "purpose": "chargeback"})
     assert "4111" not in str(row.details)
     with transaction(engine) as s, pytest.raises(UsageError, match="unknown token"):
         detokenise(s, "tok_" + "0" * 24 + "_4242", actor="x", purpose="y")
@@ -107,11 +110,11 @@ def test_shredding_a_subject_leaves_markers_and_a_proof(engine: Engine, settings
             kept = s.scalars(select(AnalyticsEvent).where(AnalyticsEvent.subject_id == other)).one()
             assert isinstance(gone.properties, Shredded)
             assert not gone.properties
-            assert {"a": 1} == kept.properties
+            assert kept.properties == {"a": 1}
             view = s.scalars(select(PageView).where(PageView.subject_id == sid)).one()
             assert isinstance(view.url, Shredded)
             anon = s.scalars(select(AnalyticsSession).where(AnalyticsSession.subject_id.is_(None)))
-            assert ["10.9.9.9"] == [a.ip_address for a in anon]
+            assert [a.ip_address for a in anon] == ["10.9.9.9"]
             proof = s.scalars(select(ShredProof)).one()
             assert (result.subject_key_id, "dpo", "erasure 42") == (
                 proof.subject_key_id,
@@ -119,7 +122,7 @@ def test_shredding_a_subject_leaves_markers_and_a_proof(engine: Engine, settings
                 proof.reason,
             )
             assert str(sid) not in str(proof.__dict__)
-            assert 1 == s.scalar(select(func.count()).select_from(SubjectKey))
+            assert s.scalar(select(func.count()).select_from(SubjectKey)) == 1
     finally:
         fresh.dispose()
     assert scan_encryption(engine).ok
@@ -132,7 +135,8 @@ def test_rotate_reencrypt_retire(engine: Engine, settings: Settings) -> None:
     first = keyring.primary().key_id
     with transaction(engine) as s:
         new = rotate(s, keyring)
-    assert new.state == "primary" and new.id != first
+    assert new.state == "primary"
+    assert new.id != first
     attach(engine, settings)
     with transaction(engine) as s:
         with pytest.raises(KeyInUseError, match="still seals"):
@@ -142,12 +146,12 @@ def test_rotate_reencrypt_retire(engine: Engine, settings: Settings) -> None:
     _subject(engine, email="late@example.com")  # written under the new key
     result = reencrypt(engine, keyring, batch_size=3)
     assert result.values == 2 * 7  # external_ref and email of the seven
-    assert 0 == reencrypt(engine, keyring).values
+    assert reencrypt(engine, keyring).values == 0
     with transaction(engine) as s:
         assert retire(s, first).state == "retired"
     with transaction(engine) as s:
         states = {k.id: k.state for k in list_keys(s)}
-        assert "retired" == states[first]
+        assert states[first] == "retired"
         assert {f"u{i}@example.com" for i in range(7)} == {
             s.get(Subject, sid).email
             for sid in sids  # type: ignore[union-attr]
@@ -172,15 +176,15 @@ def test_kek_change_rewraps_keys_only(engine: Engine, settings: Settings) -> Non
     )
     with transaction(engine) as s:
         counts = rewrap(s, load_keyring(s, provider_from_settings(changing), create=False))
-    assert {"data_keys": 2, "subject_keys": 1} == counts
+    assert counts == {"data_keys": 2, "subject_keys": 1}
     with engine.connect() as conn:
         assert before == conn.execute(text("SELECT email FROM subjects")).scalar_one()
     fresh = create_engine(url)
     attach(fresh, wrong)  # the new KEK alone now opens everything
     try:
         with transaction(fresh) as s:
-            assert "a@example.com" == s.get(Subject, sid).email  # type: ignore[union-attr]
-            assert {"k": "v"} == s.scalars(select(AnalyticsEvent)).one().properties
+            assert s.get(Subject, sid).email == "a@example.com"  # type: ignore[union-attr]
+            assert s.scalars(select(AnalyticsEvent)).one().properties == {"k": "v"}
     finally:
         fresh.dispose()
 
@@ -201,7 +205,7 @@ def test_scan_finds_plaintext_planted_by_raw_sql(engine: Engine) -> None:
         )
     report = scan_encryption(engine)
     bad = {f"{c.table}.{c.column}": c.bad for c in report.columns if c.bad}
-    assert {"subjects.phone": 1} == bad
+    assert bad == {"subjects.phone": 1}
     assert not report.ok
     assert any("subjects.phone" in p for p in report.problems())
     assert "7946" not in " ".join(report.text_lines())

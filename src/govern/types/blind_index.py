@@ -80,8 +80,19 @@ class BlindIndex(Protected[bytes]):
         return None if value is None else BlindDigest(as_bytes(value))
 
 
+_TWINS: dict[Any, InstrumentedAttribute[Any]] = {}
+
+
 def twin_of(attribute: InstrumentedAttribute[Any]) -> InstrumentedAttribute[Any]:
     """The blind-index attribute of an encrypted attribute, e.g. ``Subject.email_index``."""
+    key = (attribute.class_, attribute.key)
+    found = _TWINS.get(key)
+    if found is None:
+        found = _TWINS[key] = _find_twin(attribute)
+    return found
+
+
+def _find_twin(attribute: InstrumentedAttribute[Any]) -> InstrumentedAttribute[Any]:
     mapper: Any = inspect(attribute.class_)
     source = attribute.property.columns[0].name
     for prop in mapper.column_attrs:
