@@ -7,6 +7,7 @@ these directly; they return result models and raise :class:`govern.errors.Govern
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,16 +18,21 @@ from pydantic import BaseModel
 
 from govern.config import Settings, env_example
 from govern.doctor import DoctorReport, run_doctor
+from govern.errors import UsageError
 from govern.migrations.schemas import CheckReport, HistoryReport, MigrateResult, StatusReport
 from govern.results import TextResult, WrittenFiles
 
 if TYPE_CHECKING:
     import uuid
 
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
     from govern.events.schemas import CdcStatusReport, RelayReport, ReplayResult
     from govern.holds import HoldList, HoldOut
+    from govern.keys.scan import ScanReport
+    from govern.keys.schemas import KeyChange, KeyList, ReencryptResult, RewrapResult
+    from govern.keys.service import Progress
 
 
 def _url(settings: Settings) -> str:
@@ -198,6 +204,102 @@ def quickstart(settings: Settings) -> QuickstartResult:
     return QuickstartResult(
         database=settings.url_for_display, migrate=migrated, doctor=run_doctor(settings)
     )
+
+
+# Keys and encryption (issue 3) ----------------------------------------------------------
+@contextlib.contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import create_engine, describe_db_error
+
+    engine = create_engine(_url(settings))
+    try:
+        yield engine
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+
+
+def keys_list(settings: Settings) -> KeyList:
+    """List data keys with their state and age (never their material)."""
+    from govern.db import transaction
+    from govern.keys import list_keys
+    from govern.keys.schemas import KeyList
+
+    with _engine(settings) as engine, transaction(engine) as session:
+        return KeyList(keys=list_keys(session))
+
+
+def keys_rotate(settings: Settings) -> KeyChange:
+    """Create a new primary data key; new writes use it, old values stay readable."""
+    from govern.db import transaction
+    from govern.keys import attach, rotate
+    from govern.keys.schemas import KeyChange
+
+    with _engine(settings) as engine:
+        keyring = attach(engine, settings)
+        with transaction(engine) as session:
+            return KeyChange(action="rotated to", key=rotate(session, keyring))
+
+
+def keys_reencrypt(
+    settings: Settings, batch_size: int = 1000, progress: Progress | None = None
+) -> ReencryptResult:
+    """Re-seal values under old data keys with the primary, in resumable batches."""
+    from govern.keys import attach, reencrypt
+
+    with _engine(settings) as engine:
+        keyring = attach(engine, settings)
+        return reencrypt(engine, keyring, batch_size=batch_size, progress=progress)
+
+
+def keys_retire(settings: Settings, key_id: int) -> KeyChange:
+    """Retire a data key and destroy its material; refused while any value uses it."""
+    from govern.db import transaction
+    from govern.keys import attach, retire
+    from govern.keys.schemas import KeyChange
+
+    with _engine(settings) as engine:
+        attach(engine, settings)
+        with transaction(engine) as session:
+            return KeyChange(action="retired", key=retire(session, key_id))
+
+
+def keys_rewrap(settings: Settings) -> RewrapResult:
+    """Rewrap every key under GOVERN_KEK (old KEK in GOVERN_KEK_PREVIOUS); data untouched."""
+    from govern.db import transaction
+    from govern.keys import load_keyring, provider_from_settings, rewrap
+    from govern.keys.schemas import RewrapResult
+
+    with _engine(settings) as engine, transaction(engine) as session:
+        keyring = load_keyring(session, provider_from_settings(settings), create=False)
+        counts = rewrap(session, keyring)
+        return RewrapResult(kek_fingerprint=keyring.kek_fingerprint, **counts)
+
+
+def scan_encryption(settings: Settings, sample: int = 200) -> ScanReport:
+    """Check every personal column is protected and stored values are envelopes or tokens."""
+    from govern.db import transaction
+    from govern.keys import bind_keyring, load_keyring, provider_from_settings
+    from govern.keys import scan_encryption as scan
+
+    if sample < 0:
+        raise UsageError("--sample must be 0 or more")
+    with _engine(settings) as engine:
+        keyring = None
+        if settings.has_kek and _has_key_tables(engine):
+            with transaction(engine) as session:
+                keyring = load_keyring(session, provider_from_settings(settings), create=False)
+            bind_keyring(engine, keyring)
+        return scan(engine, keyring, sample=sample)
+
+
+def _has_key_tables(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(engine).has_table("data_keys"))
 
 
 def hold_add(
