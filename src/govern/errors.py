@@ -8,7 +8,14 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── ConfigError            a GOVERN_* setting is missing or malformed
     │   ├── UnknownDomainError
     │   ├── UnknownRevisionError
-    │   └── DependentDomainError   rolling back a domain others depend on
+    │   ├── DependentDomainError   rolling back a domain others depend on
+    │   └── ConsentError           the consent ledger refused an input; nothing was appended
+    │       ├── UnknownPurposeError
+    │       ├── UnknownNoticeError           a notice or notice version that does not exist
+    │       ├── MissingLocaleError           no text in the locale and no fallback
+    │       ├── InvalidTimestampError        naive, or in the future
+    │       ├── InvalidTCFStringError        not a TCF v2 TC string
+    │       └── DuplicateIdempotencyKeyError
     ├── DatabaseError              the database cannot be reached or used (exit 2)
     └── MigrationError             a migration could not run (exit 2)
 
@@ -51,3 +58,31 @@ class DatabaseError(GovernError):
 
 class MigrationError(GovernError):
     """A migration step failed; the database was left at the last good revision."""
+
+
+class ConsentError(UsageError):
+    """The consent ledger refused an input; nothing was appended."""
+
+
+class UnknownPurposeError(ConsentError):
+    """A purpose key that the catalog does not hold."""
+
+
+class UnknownNoticeError(ConsentError):
+    """A notice, or a version of it, that does not exist."""
+
+
+class MissingLocaleError(ConsentError):
+    """A notice version has no text in the locale, nor in any fallback of it."""
+
+
+class InvalidTimestampError(ConsentError):
+    """A timestamp without a timezone, or in the future."""
+
+
+class InvalidTCFStringError(ConsentError):
+    """A string that is not shaped like an IAB TCF v2 TC string."""
+
+
+class DuplicateIdempotencyKeyError(ConsentError):
+    """A client idempotency key that an earlier record already used."""
