@@ -72,7 +72,7 @@ _KEY = r"^[a-z][a-z0-9_.-]{0,99}$"
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class NoticeTextIn(_In):

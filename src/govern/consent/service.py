@@ -582,17 +582,27 @@ def append(session: Session, item: ConsentIn) -> ConsentRecordOut:
     return append_many(session, [item])[0]
 
 
+def consent_in(**fields: Any) -> ConsentIn:
+    """Build a :class:`ConsentIn`, turning validation errors into :class:`ConsentError`."""
+    from pydantic import ValidationError
+
+    try:
+        return ConsentIn(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "input"
+        raise ConsentError(f"{where}: {first['msg']}") from None
+
+
 def grant(session: Session, subject: str, purpose: str, **fields: Any) -> ConsentRecordOut:
     """Record that ``subject`` gave consent for ``purpose``."""
-    return append(
-        session, ConsentIn(subject=subject, purpose=purpose, event=ConsentEvent.GIVEN, **fields)
-    )
+    return append(session, consent_in(subject=subject, purpose=purpose, event="given", **fields))
 
 
 def withdraw(session: Session, subject: str, purpose: str, **fields: Any) -> ConsentRecordOut:
     """Record that ``subject`` withdrew consent: one call, exactly as easy as giving it."""
     return append(
-        session, ConsentIn(subject=subject, purpose=purpose, event=ConsentEvent.WITHDRAWN, **fields)
+        session, consent_in(subject=subject, purpose=purpose, event="withdrawn", **fields)
     )
 
 
@@ -606,7 +616,7 @@ def record_gpc(session: Session, subject: str, **fields: Any) -> list[ConsentRec
     fields = {**fields, "method": CollectionMethod.GPC}
     key = fields.pop("idempotency_key", None)
     items = [
-        ConsentIn(
+        consent_in(
             subject=subject,
             purpose=k,
             event=ConsentEvent.REFUSED,
@@ -845,6 +855,7 @@ __all__ = [
     "append_many",
     "check",
     "check_many",
+    "consent_in",
     "expire_due",
     "grant",
     "history",
