@@ -49,18 +49,18 @@ def test_grant_then_withdraw_is_one_call_each(engine: Engine) -> None:
         first.reason,
         first.record_id,
     )
-    assert (False, consent.Reason.WITHDRAWN, False) == (
+    assert (
         second.allowed,
         second.reason,
         second.reconsent_needed,
-    )
-    assert [1, 2] == [r.seq for r in records]
+    ) == (False, consent.Reason.WITHDRAWN, False)
+    assert [r.seq for r in records] == [1, 2]
     assert records[1].prev_hash == records[0].hash
 
 
 def test_no_record_means_no_consent_but_other_bases_allow(engine: Engine) -> None:
     with transaction(engine) as s:
-        assert consent.Reason.NO_RECORD == consent.check(s, "u-x", "marketing.email").reason
+        assert consent.check(s, "u-x", "marketing.email").reason == consent.Reason.NO_RECORD
         assert consent.check(s, "u-x", "analytics.share").allowed
 
 
@@ -103,17 +103,17 @@ def test_material_change_makes_consent_stale_until_reconsent(engine: Engine) -> 
     with transaction(engine) as s:
         stale = consent.check(s, "u-1", "marketing.email")
         past = consent.check(s, "u-1", "marketing.email", at=before)
-    assert (False, consent.Reason.STALE_NOTICE, True) == (
+    assert (
         stale.allowed,
         stale.reason,
         stale.reconsent_needed,
-    )
+    ) == (False, consent.Reason.STALE_NOTICE, True)
     assert past.allowed
     with write_transaction(engine) as s:
         rec = consent.grant(s, "u-1", "marketing.email")
     with transaction(engine) as s:
         assert consent.check(s, "u-1", "marketing.email").allowed
-    assert 3 == rec.notice_version
+    assert rec.notice_version == 3
 
 
 def test_expired_consent_needs_reconsent_and_expire_due_appends(engine: Engine) -> None:
@@ -124,14 +124,14 @@ def test_expired_consent_needs_reconsent_and_expire_due_appends(engine: Engine) 
     with transaction(engine) as s:
         d = consent.check(s, "u-1", "marketing.email")
         then = consent.check(s, "u-1", "marketing.email", at=t0 + dt.timedelta(days=1))
-    assert (False, consent.Reason.EXPIRED, True) == (d.allowed, d.reason, d.reconsent_needed)
+    assert (d.allowed, d.reason, d.reconsent_needed) == (False, consent.Reason.EXPIRED, True)
     assert then.allowed
     with write_transaction(engine) as s:
         expired = consent.expire_due(s)
     with transaction(engine) as s:
         status = consent.check(s, "u-1", "marketing.email").status
-    assert [consent.ConsentEvent.EXPIRED] == [r.event for r in expired]
-    assert consent.ConsentEvent.EXPIRED == status
+    assert [r.event for r in expired] == [consent.ConsentEvent.EXPIRED]
+    assert status == consent.ConsentEvent.EXPIRED
 
 
 def test_check_at_answers_from_history(engine: Engine) -> None:
@@ -159,8 +159,8 @@ def test_check_at_answers_from_history(engine: Engine) -> None:
         ]
         now = consent.check(s, "u-1", "ads.sale").reason
     R = consent.Reason
-    assert [R.NO_RECORD, R.REFUSED, R.GRANTED, R.WITHDRAWN, R.GRANTED] == answers
-    assert R.GRANTED == now
+    assert answers == [R.NO_RECORD, R.REFUSED, R.GRANTED, R.WITHDRAWN, R.GRANTED]
+    assert now == R.GRANTED
 
 
 def test_check_many_matches_check(engine: Engine) -> None:
@@ -190,7 +190,7 @@ def test_gpc_objects_to_every_sale_or_sharing_purpose(engine: Engine) -> None:
     assert {("ads.sale", "gpc"), ("analytics.share", "gpc")} == {
         (r.purpose, r.method.value) for r in recs
     }
-    assert {"ads.sale": False, "analytics.share": False} == verdicts
+    assert verdicts == {"ads.sale": False, "analytics.share": False}
 
 
 def test_tcf_string_is_stored_verbatim(engine: Engine) -> None:
@@ -210,7 +210,7 @@ BAD_INPUT = [
     (_bad(notice_version=9), UnknownNoticeError),
     (_bad(locale="xx-not-a-locale"), ConsentError),
     (_bad(occurred_at=NOW + dt.timedelta(hours=1)), InvalidTimestampError),
-    (_bad(occurred_at=dt.datetime(2024, 1, 1)), InvalidTimestampError),  # noqa: DTZ001
+    (_bad(occurred_at=dt.datetime(2024, 1, 1)), InvalidTimestampError),
     (_bad(expires_at=NOW - dt.timedelta(days=1)), InvalidTimestampError),
     (_bad(tcf_string="not a tc string"), InvalidTCFStringError),
     (_bad(tcf_string="BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA"), InvalidTCFStringError),  # TCF v1
@@ -279,4 +279,4 @@ def test_ledger_rows_cannot_be_updated_or_deleted(engine: Engine) -> None:
     for stmt in ("UPDATE consent_records SET event = 'refused'", "DELETE FROM consent_records"):
         with pytest.raises(DBAPIError), transaction(engine) as s:
             s.connection().exec_driver_sql(stmt)
-    assert (1, 1) == _count(engine)
+    assert _count(engine) == (1, 1)
