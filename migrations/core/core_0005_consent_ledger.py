@@ -1,7 +1,7 @@
 """consent ledger: purposes, notices, hash-chained records, projection, checkpoints
 
 Revision ID: core_0005
-Revises: core_0001
+Revises: core_0002
 Create Date: 2026-11-27
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "core_0005"
-down_revision: str | Sequence[str] | None = "core_0001"
+down_revision: str | Sequence[str] | None = "core_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -74,8 +74,10 @@ class CommunityBase(_DomainBase):
 
 def load_models() -> MetaData:
     """Import every model module so that :data:`metadata` is complete, and return it."""
+    # Importing registers the tables: the domains' and the capabilities' (core domain).
     import govern.consent.models
-    import govern.domains  # noqa: F401  (registers the tables)
+    import govern.domains
+    import govern.events.models  # noqa: F401
 
     return metadata
 
