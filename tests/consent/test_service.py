@@ -280,3 +280,38 @@ def test_ledger_rows_cannot_be_updated_or_deleted(engine: Engine) -> None:
         with pytest.raises(DBAPIError), transaction(engine) as s:
             s.connection().exec_driver_sql(stmt)
     assert _count(engine) == (1, 1)
+
+
+def test_every_append_emits_an_event_in_the_same_transaction(engine: Engine) -> None:
+    import json
+
+    from govern.db import session_factory
+    from govern.events import HookRegistry, OutboxEvent
+
+    seen: list[str] = []
+    hooks = HookRegistry()
+    hooks.register("govern.consent.*", lambda ev: seen.append(ev.type))
+    factory = session_factory(engine)
+    hooks.attach(factory)
+    with factory() as s, s.begin():
+        consent.grant(s, "u-1", "marketing.email")
+        consent.withdraw(s, "u-1", "marketing.email")
+        consent.record_gpc(s, "u-2")
+        assert seen == []  # hooks wait for the commit
+    with factory() as s, s.begin():
+        consent.grant(s, "u-3", "ads.sale")
+        s.rollback()
+    with transaction(engine) as s:
+        events = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        records = consent.history(s, "u-1") + consent.history(s, "u-2")
+    types = [
+        "govern.consent.given",
+        "govern.consent.withdrawn",
+        "govern.consent.refused",
+        "govern.consent.refused",
+    ]
+    assert types == [e.type for e in events]
+    assert types == seen
+    assert [str(r.record_id) for r in records] == [
+        json.loads(e.payload)["data"]["record_id"] for e in events
+    ]

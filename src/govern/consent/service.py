@@ -370,7 +370,11 @@ def _prepare(session: Session, items: Sequence[ConsentIn], now: dt.datetime) -> 
             raise DuplicateIdempotencyKeyError("idempotency key already used by an earlier record")
     out = []
     for item in items:
-        if "@" in item.subject or item.subject != item.subject.strip():
+        if (
+            "@" in item.subject
+            or item.subject != item.subject.strip()
+            or not item.subject.isprintable()
+        ):
             raise ConsentError(
                 "subject must be a pseudonymous reference (no e-mail address, no outer spaces)"
             )
@@ -538,8 +542,8 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
             )
         )
     try:
-        with session.begin_nested():
-            session.execute(_RECORDS.insert(), records)
+        # No savepoint: a refused insert aborts the caller's transaction, which rolls back.
+        session.execute(_RECORDS.insert(), records)
     except IntegrityError as exc:
         if "idempotency_key" in str(exc.orig):
             raise DuplicateIdempotencyKeyError(
@@ -574,7 +578,31 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
 
 
 def _after_append(session: Session, records: list[ConsentRecordOut]) -> None:
-    """Integration point for the event outbox (same transaction)."""
+    """One outbox event per record, ``govern.consent.<event>``, in the same transaction."""
+    from govern.events import emit
+
+    for r in records:
+        emit(
+            session,
+            type=f"govern.consent.{r.event.value}",
+            aggregate_type="consent.subject",
+            aggregate_id=r.subject,
+            subject=r.subject,
+            data={
+                "record_id": str(r.record_id),
+                "seq": r.seq,
+                "purpose": r.purpose,
+                "legal_basis": r.legal_basis.value,
+                "notice": r.notice,
+                "notice_version": r.notice_version,
+                "locale": r.locale,
+                "method": r.method.value,
+                "jurisdiction": r.jurisdiction,
+                "occurred_at": r.occurred_at.isoformat(),
+                "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
+                "hash": r.hash,
+            },
+        )
 
 
 def append(session: Session, item: ConsentIn) -> ConsentRecordOut:
