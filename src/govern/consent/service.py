@@ -370,11 +370,8 @@ def _prepare(session: Session, items: Sequence[ConsentIn], now: dt.datetime) -> 
             raise DuplicateIdempotencyKeyError("idempotency key already used by an earlier record")
     out = []
     for item in items:
-        if (
-            "@" in item.subject
-            or item.subject != item.subject.strip()
-            or not item.subject.isprintable()
-        ):
+        subj = item.subject
+        if "@" in subj or subj != subj.strip() or not subj.isprintable():
             raise ConsentError(
                 "subject must be a pseudonymous reference (no e-mail address, no outer spaces)"
             )
