@@ -10,7 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -100,9 +100,13 @@ def _rows(
     if until is not None:
         q = q.where(ConsentRecord.recorded_at < until)
     q = q.order_by(ConsentRecord.recorded_at, ConsentRecord.subject_ref, ConsentRecord.seq)
-    for row in session.execute(q.execution_options(yield_per=2000)):
-        yield row[0], row[1], row[2], row[3]
-        session.expunge(row[0])
+    result = session.execute(q.execution_options(yield_per=2000))
+    try:
+        for row in result:
+            yield row[0], row[1], row[2], row[3]
+            session.expunge(row[0])
+    finally:
+        result.close()  # frees the server-side cursor when a caller stops early
 
 
 def kantara_receipt(r: ConsentRecord, p: Purpose, n: Notice, version: int) -> dict[str, Any]:
@@ -218,8 +222,12 @@ def export_lines(
     subject: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-) -> Iterator[str]:
-    """Lines of the export (JSON Lines for the JSON formats, CSV with a header)."""
+) -> Generator[str, None, None]:
+    """Lines of the export (JSON Lines for the JSON formats, CSV with a header).
+
+    A generator over a server-side cursor: exhaust it or ``close()`` it before the
+    transaction ends.
+    """
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
