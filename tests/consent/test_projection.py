@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import multiprocessing
 import threading
 
@@ -136,5 +137,5 @@ def test_concurrent_appends_keep_one_linear_valid_chain(engine: Engine) -> None:
         records = consent.history(s, "shared")
         report = consent.verify(s)
     assert list(range(1, workers * n + 1)) == [r.seq for r in records]
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     assert report.ok

@@ -92,9 +92,11 @@ def test_kantara_receipts_have_every_required_field(engine: Engine) -> None:
 
 def test_validator_rejects_a_receipt_missing_a_required_field(engine: Engine) -> None:
     _fill(engine)
-    with transaction(engine) as s:
-        with contextlib.closing(consent.export_lines(s, "kantara")) as lines:
-            receipt = json.loads(next(lines))
+    with (
+        transaction(engine) as s,
+        contextlib.closing(consent.export_lines(s, "kantara")) as lines,
+    ):
+        receipt = json.loads(next(lines))
     del receipt["piiControllers"][0]["phone"]
     receipt["sensitive"] = "no"
     assert _valid_kantara(receipt) == [
@@ -133,7 +135,9 @@ def test_time_range_export(engine: Engine) -> None:
 @pytest.mark.parametrize("fmt", ["kantara", "iso27560", "csv"])
 def test_export_is_a_lazy_stream(engine: Engine, fmt: str) -> None:
     _fill(engine)
-    with transaction(engine) as s:
-        with contextlib.closing(consent.export_lines(s, fmt)) as lines:  # type: ignore[arg-type]
-            assert not isinstance(lines, list)
-            assert next(lines)
+    with (
+        transaction(engine) as s,
+        contextlib.closing(consent.export_lines(s, fmt)) as lines,  # type: ignore[arg-type]
+    ):
+        assert not isinstance(lines, list)
+        assert next(lines)
