@@ -16,6 +16,12 @@ from collections.abc import Iterable
 from typing import Any
 
 HASH_VERSION = 1
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON with one shared encoder (building an encoder per call is costly)."""
+    return _ENCODE(value)
 
 
 def _ts(value: dt.datetime | None) -> str | None:
@@ -67,7 +73,7 @@ def canonical(
         idempotency_key,
         sealed_digest,
     ]
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODE(fields).encode()
 
 
 def link(content: bytes, prev_hash: str | None) -> str:
