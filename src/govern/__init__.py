@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import migrations
+    from govern import consent, migrations
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -26,15 +26,23 @@ if TYPE_CHECKING:
         metadata,
         session_factory,
         transaction,
+        write_transaction,
     )
     from govern.doctor import CheckResult, DoctorReport, run_doctor
     from govern.errors import (
         ConfigError,
+        ConsentError,
         DatabaseError,
         DependentDomainError,
+        DuplicateIdempotencyKeyError,
         GovernError,
+        InvalidTCFStringError,
+        InvalidTimestampError,
         MigrationError,
+        MissingLocaleError,
         UnknownDomainError,
+        UnknownNoticeError,
+        UnknownPurposeError,
         UnknownRevisionError,
         UsageError,
     )
@@ -69,6 +77,15 @@ _LAZY: dict[str, str] = {
     "run_doctor": "govern.doctor",
     "session_factory": "govern.db",
     "transaction": "govern.db",
+    "ConsentError": "govern.errors",
+    "DuplicateIdempotencyKeyError": "govern.errors",
+    "InvalidTCFStringError": "govern.errors",
+    "InvalidTimestampError": "govern.errors",
+    "MissingLocaleError": "govern.errors",
+    "UnknownNoticeError": "govern.errors",
+    "UnknownPurposeError": "govern.errors",
+    "consent": "",
+    "write_transaction": "govern.db",
 }
 
 __all__ = [
@@ -76,18 +93,26 @@ __all__ = [
     "CheckResult",
     "ColumnEntry",
     "ConfigError",
+    "ConsentError",
     "DatabaseError",
     "DependentDomainError",
     "DoctorReport",
+    "DuplicateIdempotencyKeyError",
     "GovernError",
+    "InvalidTCFStringError",
+    "InvalidTimestampError",
     "MigrationError",
+    "MissingLocaleError",
     "Settings",
     "TableEntry",
     "UTCDateTime",
     "UnknownDomainError",
+    "UnknownNoticeError",
+    "UnknownPurposeError",
     "UnknownRevisionError",
     "UsageError",
     "__version__",
+    "consent",
     "create_engine",
     "data_map",
     "governed",
@@ -99,6 +124,7 @@ __all__ = [
     "run_doctor",
     "session_factory",
     "transaction",
+    "write_transaction",
 ]
 
 
