@@ -52,7 +52,7 @@ def main() -> None:
     text = re.sub(r",\n    info=\{.*?\}\n", "\n", text)
     text = re.sub(r"\s*# ### .*? ###", "", text)
     path.write_text(text)
-    subprocess.run(["ruff", "format", "-q", str(path)], check=True)
+    subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(path)], check=True)
     print(path)
 
 

@@ -28,7 +28,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if PG_URL:
         return
     if REQUIRE_PG:
-        raise pytest.UsageError("GOVERNTEST_REQUIRE_POSTGRES=1 but GOVERNTEST_POSTGRES_URL is unset")
+        raise pytest.UsageError(
+            "GOVERNTEST_REQUIRE_POSTGRES=1 but GOVERNTEST_POSTGRES_URL is unset"
+        )
     skip = pytest.mark.skip(reason="no PostgreSQL server (run scripts/test.sh)")
     for item in items:
         if "postgres" in item.keywords:

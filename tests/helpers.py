@@ -28,7 +28,8 @@ def schema_snapshot(url: str) -> dict[str, Any]:
                     for i in insp.get_indexes(table)
                 ),
                 "uniques": sorted(
-                    (u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)
+                    (u["name"], tuple(u["column_names"]))
+                    for u in insp.get_unique_constraints(table)
                 ),
                 "fks": sorted(
                     (f["name"], tuple(f["constrained_columns"]), f["referred_table"])

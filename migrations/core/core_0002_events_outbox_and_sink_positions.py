@@ -5,7 +5,7 @@ aggregateid, type, payload); AUTOINCREMENT on SQLite so that ids, which are sink
 are never reused.
 
 Revision ID: core_0002
-Revises: core_0001
+Revises: core_0006
 Create Date: 2026-11-27 18:10:16.991317
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "core_0002"
-down_revision: str | Sequence[str] | None = "core_0001"
+down_revision: str | Sequence[str] | None = "core_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -95,6 +95,33 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(csub, "show", command.config_show, lambda a, s: command.config_show(s))
     leaf(csub, "example", command.config_example, lambda a, s: command.config_example(s))
 
+    hold = top.add_parser("hold", help="Place, release and list legal holds.")
+    hsub = hold.add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    p = leaf(
+        hsub,
+        "add",
+        command.hold_add,
+        lambda a, s: command.hold_add(s, a.subject, a.reason, a.by, a.case),
+    )
+    p.add_argument("--subject", action="append", required=True, help="Subject id (repeatable).")
+    p.add_argument("--reason", required=True, help="The legal ground for the hold.")
+    p.add_argument("--by", required=True, help="Who places the hold.")
+    p.add_argument("--case", help="A case reference covering several subjects.")
+    p = leaf(
+        hsub,
+        "release",
+        command.hold_release,
+        lambda a, s: command.hold_release(s, a.hold_id, a.by, a.note),
+    )
+    p.add_argument("hold_id", metavar="HOLD_ID")
+    p.add_argument("--by", required=True, help="Who releases the hold.")
+    p.add_argument("--note", help="Why the hold is lifted.")
+    p = leaf(hsub, "list", command.hold_list, lambda a, s: command.hold_list(s, a.all, a.subject))
+    p.add_argument("--all", action="store_true", help="Include released holds.")
+    p.add_argument("--subject", help="Only holds covering this subject.")
+
     keys = top.add_parser("keys", help="Manage encryption keys.")
     ksub = keys.add_subparsers(
         dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,10 @@ from govern.migrations.schemas import CheckReport, HistoryReport, MigrateResult,
 from govern.results import TextResult, WrittenFiles
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
 
     from govern.consent.schemas import (
         AppendResult,
@@ -36,10 +40,40 @@ if TYPE_CHECKING:
         VerifyReport,
     )
     from govern.events.schemas import CdcStatusReport, RelayReport, ReplayResult
+    from govern.holds import HoldList, HoldOut
 
 
 def _url(settings: Settings) -> str:
     return settings.database_url.get_secret_value()
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    """One transaction for one command: committed on success, rolled back on any error."""
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import create_engine, describe_db_error, transaction
+
+    engine = create_engine(_url(settings))
+    try:
+        with transaction(engine) as session:
+            yield session
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+
+
+def _parse_uuid(value: str, what: str) -> uuid.UUID:
+    """A UUID from user input, or a :class:`UsageError` naming what was expected."""
+    import uuid
+
+    from govern.errors import UsageError
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise UsageError(f"{what} must be a UUID, got {value[:40]!r}") from None
 
 
 def migrate_up(
@@ -530,3 +564,32 @@ def keys_generate_consent_key(settings: Settings | None = None) -> TextResult:
         text=f"GOVERN_CONSENT_SIGNING_KEY={base64.b64encode(seed).decode()}\n"
         f"GOVERN_CONSENT_VERIFY_KEY={public_key_of(seed)}"
     )
+
+
+def hold_add(
+    settings: Settings, subjects: Sequence[str], reason: str, by: str, case: str | None = None
+) -> HoldOut:
+    """Place a legal hold on one or more subjects: their data is never erased or purged."""
+    from govern import holds
+
+    ids = [_parse_uuid(s, "--subject") for s in subjects]
+    with _session(settings) as session:
+        return holds.add_hold(session, subject_ids=ids, reason=reason, actor=by, case_ref=case)
+
+
+def hold_release(settings: Settings, hold_id: str, by: str, note: str | None = None) -> HoldOut:
+    """Release a legal hold."""
+    from govern import holds
+
+    hid = _parse_uuid(hold_id, "HOLD_ID")
+    with _session(settings) as session:
+        return holds.release_hold(session, hid, actor=by, note=note)
+
+
+def hold_list(settings: Settings, all_: bool = False, subject: str | None = None) -> HoldList:
+    """List legal holds (active ones unless --all)."""
+    from govern import holds
+
+    sid = _parse_uuid(subject, "--subject") if subject else None
+    with _session(settings) as session:
+        return holds.HoldList(holds=holds.list_holds(session, active_only=not all_, subject_id=sid))

@@ -72,13 +72,21 @@ class CommunityBase(_DomainBase):
     domain = "community"
 
 
+MODEL_MODULES: tuple[str, ...] = (
+    "govern.domains",
+    "govern.holds.models",
+    "govern.events.models",
+    "govern.consent.models",
+)
+"""Modules whose import registers govern's tables: the domains, then each capability's models."""
+
+
 def load_models() -> MetaData:
     """Import every model module so that :data:`metadata` is complete, and return it."""
-    # Importing registers the tables: the domains' and the capabilities' (core domain).
-    import govern.consent.models
-    import govern.domains
-    import govern.events.models  # noqa: F401
+    import importlib
 
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
     return metadata
 
 

@@ -9,6 +9,8 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── UnknownDomainError
     │   ├── UnknownRevisionError
     │   ├── DependentDomainError   rolling back a domain others depend on
+    │   ├── UnknownSubjectError    no data subject with that id
+    │   ├── UnknownHoldError       no legal hold with that id
     │   ├── InvalidEventError      a malformed event type, aggregate or payload
     │   ├── UnknownSinkError       a sink name that is not configured
     │   ├── SinkConfigError        the sinks file is missing or malformed
@@ -55,6 +57,14 @@ class UnknownRevisionError(UsageError):
 
 class DependentDomainError(UsageError):
     """A domain cannot be rolled back while migrated domains depend on it."""
+
+
+class UnknownSubjectError(UsageError):
+    """No data subject with that id."""
+
+
+class UnknownHoldError(UsageError):
+    """No legal hold with that id."""
 
 
 class DatabaseError(GovernError):

@@ -38,7 +38,7 @@ def test_stairway(empty_url: str) -> None:
 
 
 def test_models_match_migrated_schema(migrated_url: str) -> None:
-    assert [] == check(migrated_url).findings
+    assert check(migrated_url).findings == []
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -51,5 +51,5 @@ def test_history_lists_domain_base_first(domain: str) -> None:
 def test_plain_alembic_upgrade_matches_govern(empty_url: str, migrated_url: str) -> None:
     command.upgrade(alembic_config(empty_url), "heads")
     assert schema_snapshot(migrated_url) == schema_snapshot(empty_url)
-    assert [] == check(empty_url).findings
+    assert check(empty_url).findings == []
     assert upgrade(empty_url).steps == []

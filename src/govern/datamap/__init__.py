@@ -10,7 +10,8 @@ from govern.datamap.registry import (
     TableEntry,
     data_map,
     governed,
+    not_personal,
     personal,
 )
 
-__all__ = ["ColumnEntry", "TableEntry", "data_map", "governed", "personal"]
+__all__ = ["ColumnEntry", "TableEntry", "data_map", "governed", "not_personal", "personal"]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from govern.datamap import governed, personal
+from govern.datamap import governed, not_personal, personal
 from govern.db import CommerceBase
 from govern.types.utc import UTCDateTime, utcnow
 
@@ -120,7 +120,9 @@ class Invoice(CommerceBase):
     total_amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-    retain_until: Mapped[dt.date] = mapped_column(Date)
+    retain_until: Mapped[dt.date] = mapped_column(
+        Date, info=not_personal("a statutory date, the same for every subject")
+    )
 
 
 class Refund(CommerceBase):

@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from govern.datamap import governed, personal
+from govern.datamap import governed, not_personal, personal
 from govern.db import CommunityBase
 from govern.types.utc import UTCDateTime, utcnow
 
@@ -121,7 +121,9 @@ class ModerationReport(CommunityBase):
     )
     target_type: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    reason: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(
+        String(64), info=not_personal("a code from a fixed list (spam, abuse, ...)")
+    )
     notes: Mapped[str | None] = mapped_column(Text, info=personal("user.content.private"))
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

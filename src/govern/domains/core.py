@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from govern.datamap import governed, personal
+from govern.datamap import governed, not_personal, personal
 from govern.db import CoreBase
 from govern.types.utc import UTCDateTime, utcnow
 
@@ -99,7 +99,9 @@ class Account(CoreBase):
     password_hash: Mapped[str] = mapped_column(
         String(255), info=personal("user.authorization.credentials")
     )
-    password_scheme: Mapped[str] = mapped_column(String(32), default="argon2id")
+    password_scheme: Mapped[str] = mapped_column(
+        String(32), default="argon2id", info=not_personal("the hash algorithm's name")
+    )
     is_service: Mapped[bool] = mapped_column(Boolean, default=False)
     must_reset: Mapped[bool] = mapped_column(Boolean, default=False)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -132,4 +134,6 @@ class AuditLog(CoreBase):
     action: Mapped[str] = mapped_column(String(100), index=True)
     target_type: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str | None] = mapped_column(String(64))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, info=not_personal("ids, counts and categories only, never values")
+    )

@@ -1,0 +1,200 @@
+"""The command line end to end: output, --json, exit statuses, one-line errors, nothing changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from govern.cli import main
+from tests.helpers import schema_snapshot, versions
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def url_env(govern_env: Path, monkeypatch: pytest.MonkeyPatch, migrated_url: str) -> str:
+    monkeypatch.setenv("GOVERN_DATABASE_URL", migrated_url)
+    return migrated_url
+
+
+def test_quickstart_creates_govern_db_here(
+    govern_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "quickstart")
+    assert (code, err) == (0, "")
+    assert (govern_env / "govern.db").exists()
+    assert "up to date" in out
+    assert "FAIL" not in out
+
+
+def test_status_json(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "migrate", "status", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert {"core", "commerce", "analytics", "community"} == {d["domain"] for d in doc["domains"]}
+    assert all(d["pending"] == 0 for d in doc["domains"])
+
+
+def test_check_exit_1_on_problems(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "migrate", "check")[0] == 0
+    assert run(capsys, "migrate", "down", "--domain", "community")[0] == 0
+    code, out, _ = run(capsys, "migrate", "check", "--json")
+    assert code == 1
+    assert [f["kind"] for f in json.loads(out)["findings"]] == ["pending"]
+
+
+def test_doctor_fails_on_pending(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "migrate", "down", "--domain", "analytics")
+    code, out, _ = run(capsys, "doctor")
+    assert code == 1
+    assert "FAIL migrations analytics: 1 pending" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("migrate", "up", "--domain", "nope"),
+        ("migrate", "up", "--to", "nope_0001"),
+        ("migrate", "down", "--domain", "core", "--to", "base"),
+        ("migrate", "down", "--domain", "core", "--to", "zzz"),
+        ("docs", "erd", "--format", "png"),
+        ("docs", "erd", "--domain", "nope"),
+        ("migrate", "history", "--domain", "nope"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    url_env: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    before = (schema_snapshot(url_env), versions(url_env))
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("govern: error: ")
+    assert "Traceback" not in err
+    assert before == (schema_snapshot(url_env), versions(url_env))
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        (
+            {"GOVERN_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/nothing"},
+            "cannot use database",
+        ),
+        ({"GOVERN_DATABASE_URL": "postgress://x/y"}, "GOVERN_DATABASE_URL uses driver"),
+        ({"GOVERN_DATABASE_URL": "sqlite:////nonexistent-dir/x.db"}, "cannot use database"),
+        ({"GOVERN_KEK": "bad"}, "GOVERN_KEK must be base64"),
+        ({"GOVERN_SURPRISE": "1"}, "unknown setting GOVERN_SURPRISE"),
+    ],
+)
+def test_bad_environment_exit_2(
+    govern_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    needle: str,
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, out, err = run(capsys, "migrate", "up")
+    assert (code, out) == (2, "")
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_usage_errors_exit_2_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["migrate", "sideways"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_traceback_flag_shows_one(govern_env: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "govern", "migrate", "up", "--domain", "nope", "--traceback"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert "Traceback" in out.stderr
+
+
+def test_sql_does_not_touch_the_database(
+    govern_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "migrate", "sql")
+    assert code == 0
+    assert "CREATE TABLE subjects" in out
+    assert not (govern_env / "govern.db").exists()
+
+
+def test_history_marks_applied(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "migrate", "history", "--domain", "core")
+    assert code == 0
+    assert out.startswith("* core")
+
+
+def test_config_show_hides_secrets(
+    govern_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOVERN_DATABASE_URL", "postgresql://u:hunter2hunter2@h/db")
+    code, out, _ = run(capsys, "config", "show", "--json")
+    assert code == 0
+    assert "hunter2hunter2" not in out
+    assert "***" in json.loads(out)["database_url"]
+
+
+def test_generate_kek_is_valid(govern_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from govern.config import load_settings
+
+    code, out, _ = run(capsys, "keys", "generate-kek")
+    assert code == 0
+    assert len(load_settings({"GOVERN_KEK": out.strip()}).kek_bytes()) == 32
+
+
+def test_hold_cli_round_trip(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import uuid
+
+    from govern.db import create_engine, transaction
+    from govern.domains.core import Subject
+
+    engine = create_engine(url_env)
+    with transaction(engine) as s:
+        subject = Subject(external_ref="ext-1")
+        s.add(subject)
+    engine.dispose()
+    code, out, _ = run(
+        capsys,
+        "hold",
+        "add",
+        "--subject",
+        str(subject.id),
+        "--reason",
+        "claim",
+        "--by",
+        "counsel",
+        "--json",
+    )
+    assert code == 0
+    hold_id = json.loads(out)["id"]
+    assert [hold_id] == [
+        h["id"] for h in json.loads(run(capsys, "hold", "list", "--json")[1])["holds"]
+    ]
+    assert run(capsys, "hold", "release", hold_id, "--by", "counsel")[0] == 0
+    assert run(capsys, "hold", "release", hold_id, "--by", "counsel")[0] == 2
+    assert (
+        run(capsys, "hold", "add", "--subject", "not-a-uuid", "--reason", "r", "--by", "x")[0] == 2
+    )
+    assert (
+        run(capsys, "hold", "add", "--subject", str(uuid.uuid4()), "--reason", "r", "--by", "x")[0]
+        == 2
+    )
