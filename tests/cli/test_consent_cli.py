@@ -65,42 +65,40 @@ def _records(url: str) -> int:
 def test_consent_workflow(
     db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert 0 == _run(capsys, "consent", "load", "catalog.json")[0]
-    assert 0 == _run(capsys, "consent", "load", "catalog.toml")[0]
+    assert _run(capsys, "consent", "load", "catalog.json")[0] == 0
+    assert _run(capsys, "consent", "load", "catalog.toml")[0] == 0
     code, out, _ = _run(capsys, "consent", "purposes", "--json")
     assert {"ads.sale", "analytics.share", "marketing.email", "orders"} == {
         p["key"] for p in json.loads(out)["purposes"]
     }
     grant = ["consent", "grant", "--subject", "u-1", "--purpose", "marketing.email"]
     code, out, _ = _run(capsys, *grant, "--locale", "fr-CA", "--method", "web_form", "--json")
-    assert (0, "fr") == (code, json.loads(out)["locale"])
+    assert (code, json.loads(out)["locale"]) == (0, "fr")
     code, out, _ = _run(
         capsys, "consent", "check", "--subject", "u-1", "--purpose", "marketing.email", "--json"
     )
-    assert (0, True) == (code, json.loads(out)["allowed"])
+    assert (code, json.loads(out)["allowed"]) == (0, True)
     assert (
-        0
-        == _run(capsys, "consent", "withdraw", "--subject", "u-1", "--purpose", "marketing.email")[
-            0
-        ]
+        _run(capsys, "consent", "withdraw", "--subject", "u-1", "--purpose", "marketing.email")[0]
+        == 0
     )
     code, out, _ = _run(
         capsys, "consent", "check", "--subject", "u-1", "--purpose", "marketing.email"
     )
-    assert (0, "marketing.email: denied (withdrawn)") == (code, out.strip())
+    assert (code, out.strip()) == (0, "marketing.email: denied (withdrawn)")
     code, out, _ = _run(capsys, "consent", "history", "--subject", "u-1", "--json")
-    assert ["given", "withdrawn"] == [r["event"] for r in json.loads(out)["records"]]
+    assert [r["event"] for r in json.loads(out)["records"]] == ["given", "withdrawn"]
     code, out, _ = _run(capsys, "consent", "gpc", "--subject", "u-2", "--json")
-    assert 2 == len(json.loads(out)["records"])
+    assert len(json.loads(out)["records"]) == 2
     monkeypatch.setenv("GOVERN_CONSENT_SIGNING_KEY", SEED)
     code, out, _ = _run(capsys, "consent", "checkpoint", "--json")
-    assert (0, 2) == (code, json.loads(out)["head_count"])
+    assert (code, json.loads(out)["head_count"]) == (0, 2)
     code, out, _ = _run(capsys, "consent", "verify", "--json")
-    assert (0, True, []) == (code, json.loads(out)["key_pinned"], json.loads(out)["findings"])
+    assert (code, json.loads(out)["key_pinned"], json.loads(out)["findings"]) == (0, True, [])
     code, out, _ = _run(capsys, "consent", "export", "--format", "csv", "--output", "out.csv")
-    assert (0, 5) == (code, len(Path("out.csv").read_text().splitlines()))
+    assert (code, len(Path("out.csv").read_text().splitlines())) == (0, 5)
     code, out, _ = _run(capsys, "consent", "notice", "privacy", "--locale", "de-AT")
-    assert "Datenschutz [privacy v1, de-AT]" == out.splitlines()[0]
+    assert out.splitlines()[0] == "Datenschutz [privacy v1, de-AT]"
 
 
 def test_verify_exits_1_on_tampering(db: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,7 +115,7 @@ def test_verify_exits_1_on_tampering(db: str, capsys: pytest.CaptureFixture[str]
         rid = consent.history(s, "u-1")[0].record_id
     engine.dispose()
     code, out, _ = _run(capsys, "consent", "verify")
-    assert 1 == code
+    assert code == 1
     assert f"first bad record: {rid}" in out.splitlines()
 
 
@@ -157,7 +155,7 @@ def test_bad_input_exits_2_with_one_line_and_appends_nothing(
     )
     before = _records(db)
     code, out, err = _run(capsys, "consent", *argv)
-    assert (2, "", 1) == (code, out, len(err.strip().splitlines()))
+    assert (code, out, len(err.strip().splitlines())) == (2, "", 1)
     assert err.startswith("govern: error: ")
     assert "ann@example.com" not in err
     assert before == _records(db)
