@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
@@ -290,6 +291,30 @@ def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
 # ----------------------------------------------------------------------------- consent ledger
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _db_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn driver errors (unreachable database, missing tables) into one-line DatabaseErrors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from sqlalchemy.exc import DBAPIError
+
+        from govern.db import describe_db_error
+
+        try:
+            return fn(*args, **kwargs)
+        except DBAPIError as exc:
+            settings = args[0]
+            assert isinstance(settings, Settings)
+            err = describe_db_error(_url(settings), exc)
+            raise type(err)(f"{err} (is it migrated? `govern migrate up`)") from None
+
+    return wrapper
+
+
 def _engine(settings: Settings) -> Engine:
     from govern.db import create_engine
 
@@ -317,6 +342,7 @@ def _verify_key(settings: Settings) -> str | None:
     return None
 
 
+@_db_errors
 def consent_load(settings: Settings, path: str) -> CatalogResult:
     """Load notices (with versions and localised texts) and purposes from a TOML or JSON file."""
     import json
@@ -350,6 +376,7 @@ def consent_load(settings: Settings, path: str) -> CatalogResult:
         engine.dispose()
 
 
+@_db_errors
 def consent_purposes(settings: Settings) -> PurposeList:
     """List the purposes: legal basis, notice and current notice version."""
     from govern import consent
@@ -364,6 +391,7 @@ def consent_purposes(settings: Settings) -> PurposeList:
         engine.dispose()
 
 
+@_db_errors
 def consent_notice(
     settings: Settings, notice: str, locale: str | None = None, version: int | None = None
 ) -> NoticeTextOut:
@@ -379,7 +407,8 @@ def consent_notice(
         engine.dispose()
 
 
-def consent_record(
+@_db_errors
+def _consent_record(
     settings: Settings,
     event: str,
     subject: str,
@@ -422,14 +451,15 @@ def consent_record(
 
 def consent_grant(settings: Settings, subject: str, purpose: str, **kw: Any) -> ConsentRecordOut:
     """Record that a subject gave consent for a purpose."""
-    return consent_record(settings, "given", subject, purpose, **kw)
+    return _consent_record(settings, "given", subject, purpose, **kw)
 
 
 def consent_withdraw(settings: Settings, subject: str, purpose: str, **kw: Any) -> ConsentRecordOut:
     """Record that a subject withdrew consent for a purpose."""
-    return consent_record(settings, "withdrawn", subject, purpose, **kw)
+    return _consent_record(settings, "withdrawn", subject, purpose, **kw)
 
 
+@_db_errors
 def consent_gpc(
     settings: Settings, subject: str, jurisdiction: str | None = None, at: str | None = None
 ) -> AppendResult:
@@ -449,6 +479,7 @@ def consent_gpc(
         engine.dispose()
 
 
+@_db_errors
 def consent_check(
     settings: Settings, subject: str, purpose: str, at: str | None = None
 ) -> ConsentDecision:
@@ -464,6 +495,7 @@ def consent_check(
         engine.dispose()
 
 
+@_db_errors
 def consent_history(settings: Settings, subject: str, purpose: str | None = None) -> History:
     """List a subject's consent records in chain order."""
     from govern import consent
@@ -478,6 +510,7 @@ def consent_history(settings: Settings, subject: str, purpose: str | None = None
         engine.dispose()
 
 
+@_db_errors
 def consent_expire(settings: Settings) -> AppendResult:
     """Append an expired record for every given consent whose validity has run out."""
     from govern import consent
@@ -492,6 +525,7 @@ def consent_expire(settings: Settings) -> AppendResult:
         engine.dispose()
 
 
+@_db_errors
 def consent_checkpoint(settings: Settings) -> CheckpointOut:
     """Sign the consent chains' heads with GOVERN_CONSENT_SIGNING_KEY (run periodically)."""
     from govern import consent
@@ -506,6 +540,7 @@ def consent_checkpoint(settings: Settings) -> CheckpointOut:
         engine.dispose()
 
 
+@_db_errors
 def consent_verify(settings: Settings) -> VerifyReport:
     """Recompute every hash, link, chain head, projection row and checkpoint; exit 1 on findings."""
     from govern import consent
@@ -519,6 +554,7 @@ def consent_verify(settings: Settings) -> VerifyReport:
         engine.dispose()
 
 
+@_db_errors
 def consent_export(
     settings: Settings,
     fmt: str,

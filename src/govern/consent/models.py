@@ -13,12 +13,13 @@ import uuid
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from govern.datamap import governed, personal
+from govern.datamap import governed, not_personal, personal
 from govern.db import CoreBase
 from govern.types.utc import UTCDateTime, utcnow
 
 _OWNER = "team-privacy"
 _STEWARD = "dpo@example.com"
+_CONTROLLER_INFO = not_personal("the controller's business contact, not a data subject's")
 
 
 class Notice(CoreBase):
@@ -39,11 +40,11 @@ class Notice(CoreBase):
     title: Mapped[str] = mapped_column(String(200))
     default_locale: Mapped[str] = mapped_column(String(35))
     controller: Mapped[str] = mapped_column(String(200))
-    controller_contact: Mapped[str] = mapped_column(String(200))
-    controller_email: Mapped[str] = mapped_column(String(320))
-    controller_phone: Mapped[str] = mapped_column(String(64))
-    controller_address: Mapped[str] = mapped_column(String(500))
-    policy_url: Mapped[str] = mapped_column(String(500))
+    controller_contact: Mapped[str] = mapped_column(String(200), info=_CONTROLLER_INFO)
+    controller_email: Mapped[str] = mapped_column(String(320), info=_CONTROLLER_INFO)
+    controller_phone: Mapped[str] = mapped_column(String(64), info=_CONTROLLER_INFO)
+    controller_address: Mapped[str] = mapped_column(String(500), info=_CONTROLLER_INFO)
+    policy_url: Mapped[str] = mapped_column(String(500), info=not_personal("a public policy URL"))
     material_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -91,7 +92,7 @@ class NoticeText(CoreBase):
     version_id: Mapped[int] = mapped_column(ForeignKey("consent_notice_versions.id"))
     locale: Mapped[str] = mapped_column(String(35))
     title: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, info=not_personal("the published notice text"))
 
 
 class Purpose(CoreBase):
@@ -109,14 +110,20 @@ class Purpose(CoreBase):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(100), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(String(200), info=not_personal("a purpose's name"))
+    description: Mapped[str] = mapped_column(
+        Text, default="", info=not_personal("describes a purpose")
+    )
     legal_basis: Mapped[str] = mapped_column(String(32))
-    data_categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    data_categories: Mapped[list[str]] = mapped_column(
+        JSON, default=list, info=not_personal("taxonomy keys")
+    )
     retention_days: Mapped[int | None] = mapped_column(Integer)
     consent_validity_days: Mapped[int | None] = mapped_column(Integer)
     sale_or_sharing: Mapped[bool] = mapped_column(Boolean, default=False)
-    third_parties: Mapped[list[str]] = mapped_column(JSON, default=list)
+    third_parties: Mapped[list[str]] = mapped_column(
+        JSON, default=list, info=not_personal("names of recipient organisations")
+    )
     notice_id: Mapped[int] = mapped_column(ForeignKey("consent_notices.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -153,7 +160,7 @@ class ConsentRecord(CoreBase):
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    tcf_string: Mapped[str | None] = mapped_column(Text)
+    tcf_string: Mapped[str | None] = mapped_column(Text, info=personal("user.privacy_preferences"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
