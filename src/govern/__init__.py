@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import consent, migrations
+    from govern import consent, events, migrations
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -36,21 +36,39 @@ if TYPE_CHECKING:
         DependentDomainError,
         DuplicateIdempotencyKeyError,
         GovernError,
+        InvalidEventError,
         InvalidTCFStringError,
         InvalidTimestampError,
         MigrationError,
+        MissingExtraError,
         MissingLocaleError,
+        SinkConfigError,
+        SinkError,
         UnknownDomainError,
         UnknownNoticeError,
         UnknownPurposeError,
         UnknownRevisionError,
+        UnknownSinkError,
         UsageError,
     )
+    from govern.events import HookRegistry, emit, emit_tombstones, track_changes
     from govern.types import UTCDateTime
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    # events (issue 6)
+    "HookRegistry": "govern.events",
+    "InvalidEventError": "govern.errors",
+    "MissingExtraError": "govern.errors",
+    "SinkConfigError": "govern.errors",
+    "SinkError": "govern.errors",
+    "UnknownSinkError": "govern.errors",
+    "emit": "govern.events",
+    "emit_tombstones": "govern.events",
+    "events": "",
+    "track_changes": "govern.events",
+    # foundation
     "CheckResult": "govern.doctor",
     "ColumnEntry": "govern.datamap",
     "ConfigError": "govern.errors",
@@ -99,22 +117,31 @@ __all__ = [
     "DoctorReport",
     "DuplicateIdempotencyKeyError",
     "GovernError",
+    "HookRegistry",
+    "InvalidEventError",
     "InvalidTCFStringError",
     "InvalidTimestampError",
     "MigrationError",
+    "MissingExtraError",
     "MissingLocaleError",
     "Settings",
+    "SinkConfigError",
+    "SinkError",
     "TableEntry",
     "UTCDateTime",
     "UnknownDomainError",
     "UnknownNoticeError",
     "UnknownPurposeError",
     "UnknownRevisionError",
+    "UnknownSinkError",
     "UsageError",
     "__version__",
     "consent",
     "create_engine",
     "data_map",
+    "emit",
+    "emit_tombstones",
+    "events",
     "governed",
     "load_models",
     "load_settings",
@@ -123,6 +150,7 @@ __all__ = [
     "personal",
     "run_doctor",
     "session_factory",
+    "track_changes",
     "transaction",
     "write_transaction",
 ]

@@ -574,85 +574,41 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
     return outs
 
 
-def _event_data(r: ConsentRecordOut) -> str:
-    return chain.encode_json(
-        {
-            "record_id": str(r.record_id),
-            "seq": r.seq,
-            "purpose": r.purpose,
-            "event": r.event.value,
-            "legal_basis": r.legal_basis.value,
-            "notice": r.notice,
-            "notice_version": r.notice_version,
-            "locale": r.locale,
-            "method": r.method.value,
-            "jurisdiction": r.jurisdiction,
-            "occurred_at": r.occurred_at.isoformat(),
-            "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
-            "hash": r.hash,
-        }
-    )
-
-
-def _rows_select(pg: bool, rows: Sequence[tuple[str, str]]) -> Any:
-    """``SELECT aid, data`` over literal rows: VALUES on PostgreSQL, json_each on SQLite."""
-    import json
-
-    from sqlalchemy import Text, column, literal, values
-
-    if pg:
-        return select(values(column("aid", Text), column("data", Text), name="v").data(list(rows)))
-    each = func.json_each(literal(json.dumps(rows), Text)).table_valued("value")
-    return select(
-        func.json_extract(each.c.value, "$[0]").label("aid"),
-        func.json_extract(each.c.value, "$[1]").label("data"),
-    )
+def _event_data(r: ConsentRecordOut) -> dict[str, Any]:
+    return {
+        "record_id": str(r.record_id),
+        "seq": r.seq,
+        "purpose": r.purpose,
+        "event": r.event.value,
+        "legal_basis": r.legal_basis.value,
+        "notice": r.notice,
+        "notice_version": r.notice_version,
+        "locale": r.locale,
+        "method": r.method.value,
+        "jurisdiction": r.jurisdiction,
+        "occurred_at": r.occurred_at.isoformat(),
+        "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
+        "hash": r.hash,
+    }
 
 
 def _after_append(session: Session, records: list[ConsentRecordOut]) -> None:
     """One outbox event per record, ``govern.consent.<event>``, in the same transaction.
 
-    Set-based: one ``INSERT ... SELECT`` per event type and round, where a round holds at
-    most one record per subject (the outbox numbers events per aggregate inside the
-    statement), so a batch of appends costs a handful of statements, not one per record.
-    The aggregate is ``consent.subject`` / the subject reference; ``data`` carries ids,
-    the purpose and the decision, never personal values.
+    The aggregate is ``consent.subject`` / the subject reference (so the outbox numbers a
+    subject's consent events 1, 2, 3...); ``data`` carries ids, the purpose and the
+    decision, never personal values.
     """
-    from govern.events import service as outbox
+    from govern.events import emit
 
-    rounds: list[dict[str, list[tuple[str, str]]]] = []
-    seen: dict[str, int] = {}
     for r in records:
-        k = seen.get(r.subject, 0)
-        seen[r.subject] = k + 1
-        if k == len(rounds):
-            rounds.append({})
-        rounds[k].setdefault(r.event.value, []).append((r.subject, _event_data(r)))
-    pg = session.get_bind().dialect.name == "postgresql"
-    now = utcnow()
-    for by_type in rounds:
-        for event, rows in by_type.items():
-            for part in _chunks(rows, 1000):
-                src = _rows_select(pg, part)
-
-                def build(s: Any, json_object: Any) -> Any:
-                    from sqlalchemy import cast as sql_cast
-                    from sqlalchemy.dialects.postgresql import JSON as PG_JSON
-
-                    return sql_cast(s.c.data, PG_JSON()) if pg else func.json(s.c.data)
-
-                payloads = outbox._insert_events(
-                    session,
-                    src,
-                    event_type=f"govern.consent.{event}",
-                    aggregate_type="consent.subject",
-                    data=build,
-                    subject=None,
-                    source=outbox.SOURCE,
-                    now=now,
-                    returning=True,
-                )
-                outbox._track(session, list(payloads))
+        emit(
+            session,
+            type=f"govern.consent.{r.event.value}",
+            aggregate_type="consent.subject",
+            aggregate_id=r.subject,
+            data=_event_data(r),
+        )
 
 
 def append(session: Session, item: ConsentIn) -> ConsentRecordOut:
