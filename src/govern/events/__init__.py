@@ -19,7 +19,7 @@ from govern.events.changes import track_changes
 from govern.events.hooks import HookRegistry
 from govern.events.models import EventSink, OutboxEvent
 from govern.events.schemas import Event
-from govern.events.service import emit, emit_tombstones, validate_event_type
+from govern.events.service import emit, emit_many, emit_tombstones, validate_event_type
 
 __all__ = [
     "Event",
@@ -27,6 +27,7 @@ __all__ = [
     "HookRegistry",
     "OutboxEvent",
     "emit",
+    "emit_many",
     "emit_tombstones",
     "track_changes",
     "validate_event_type",

@@ -22,7 +22,7 @@ import enum
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -417,3 +417,132 @@ def emit_tombstones(
         return len(_track(session, list(payloads.scalars())))
     # rowcount of INSERT ... SELECT is -1 on SQLite; count the returned ids instead.
     return len(session.connection().execute(stmt.returning(_table().c.id), params).all())
+
+
+# ----------------------------------------------------------------------------- many at once
+
+_EMIT_KEYS = frozenset({"type", "aggregate_type", "aggregate_id", "data", "subject", "source"})
+
+# One INSERT ... SELECT for a whole batch: the events arrive as one JSON array of
+# [type, aggregate type, aggregate id, subject, source, data JSON text], in order.
+# Per-aggregate sequences continue from the outbox's last one for that aggregate and count
+# up in input order (row_number over the batch), so they stay gap-free; ids follow input
+# order. The payload is built by the database exactly as :func:`emit` builds it.
+_MANY_PAYLOAD = (
+    "{obj}('specversion', '1.0', 'id', CAST(id AS TEXT), 'source', source, 'type', etype, "
+    "{subject}'time', :ctime, 'datacontenttype', 'application/json', 'partitionkey', aid, "
+    "'aggregatetype', atype, 'sequence', CAST(seq AS TEXT), 'data', {data})"
+)
+_MANY_SEQ = (
+    "coalesce((SELECT max(o.sequence) FROM {t} o WHERE o.aggregatetype = src.atype "
+    "AND o.aggregateid = src.aid), 0) "
+    "+ row_number() OVER (PARTITION BY src.atype, src.aid ORDER BY src.ord)"
+)
+_MANY_SQLITE = "".join(
+    (
+        "WITH src AS (SELECT CAST(e.key AS INTEGER) AS ord, ",
+        "json_extract(e.value, '$[0]') AS etype, json_extract(e.value, '$[1]') AS atype, ",
+        "json_extract(e.value, '$[2]') AS aid, json_extract(e.value, '$[3]') AS subject, ",
+        "json_extract(e.value, '$[4]') AS source, json_extract(e.value, '$[5]') AS data ",
+        "FROM json_each(:rows) AS e), ",
+        "base AS (SELECT max(coalesce((SELECT max(seq) FROM sqlite_sequence ",
+        "WHERE name = '{t}'), 0), ",
+        "coalesce((SELECT max(id) FROM {t}), 0)) AS top), ",
+        "s AS MATERIALIZED (SELECT src.*, (SELECT top FROM base) ",
+        "+ row_number() OVER (ORDER BY src.ord) AS id, ",
+        _MANY_SEQ,
+        " AS seq FROM src) ",
+        "INSERT INTO {t} (id, aggregatetype, aggregateid, type, sequence, created_at, payload) ",
+        "SELECT id, atype, aid, etype, seq, :now, CASE WHEN subject IS NULL THEN ",
+        _MANY_PAYLOAD.format(obj="json_object", subject="", data="json(data)"),
+        " ELSE ",
+        _MANY_PAYLOAD.format(obj="json_object", subject="'subject', subject, ", data="json(data)"),
+        " END FROM s WHERE true ORDER BY id RETURNING {ret}",
+    )
+)
+_MANY_PG = "".join(
+    (
+        "WITH src AS (SELECT e.ord, e.value ->> 0 AS etype, e.value ->> 1 AS atype, ",
+        "e.value ->> 2 AS aid, e.value ->> 3 AS subject, e.value ->> 4 AS source, ",
+        "CAST(e.value ->> 5 AS json) AS data ",
+        "FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(value, ord)), ",
+        "s AS MATERIALIZED (SELECT src.*, ",
+        _MANY_SEQ,
+        " AS seq FROM src ORDER BY src.ord), ",
+        "n AS MATERIALIZED (SELECT nextval('{seq}') AS id, s.* FROM s) ",
+        "INSERT INTO {t} (id, aggregatetype, aggregateid, type, sequence, created_at, payload) ",
+        "SELECT id, atype, aid, etype, seq, :now, CAST(CASE WHEN subject IS NULL THEN ",
+        _MANY_PAYLOAD.format(obj="json_build_object", subject="", data="data"),
+        " ELSE ",
+        _MANY_PAYLOAD.format(obj="json_build_object", subject="'subject', subject, ", data="data"),
+        " END AS text) FROM n ORDER BY id RETURNING {ret}",
+    )
+)
+_MANY_STATEMENTS: dict[tuple[bool, str], Any] = {}
+
+
+def _many_statement(pg: bool, ret: str) -> Any:
+    key = (pg, ret)
+    stmt = _MANY_STATEMENTS.get(key)
+    if stmt is None:
+        from sqlalchemy import text
+
+        sql = (_MANY_PG if pg else _MANY_SQLITE).format(t=OUTBOX_TABLE, seq=PG_ID_SEQUENCE, ret=ret)
+        stmt = text(sql).bindparams(
+            bindparam("rows", type_=Text),
+            bindparam("ctime", type_=Text),
+            bindparam("now", type_=_table().c.created_at.type),
+        )
+        _MANY_STATEMENTS[key] = stmt
+    return stmt
+
+
+def emit_many(session: Session, events: Iterable[Mapping[str, Any]]) -> int:
+    """Append many CloudEvents to the outbox with one ``INSERT ... SELECT``; never commits.
+
+    Each item holds :func:`emit`'s keyword arguments (``type``, ``aggregate_type``,
+    ``aggregate_id``, and optionally ``data``, ``subject``, ``source``). The events get the
+    same CloudEvents payload :func:`emit` writes, ids in the order given, and per-aggregate
+    sequences that continue 1, 2, 3... without gaps (several events of one aggregate in a
+    batch are numbered in the order given). Everything is validated before anything is
+    written. Registered hooks see the events after commit, as with :func:`emit`.
+
+    Returns:
+        The number of events written.
+
+    Raises:
+        InvalidEventError: any item is malformed (nothing is written).
+    """
+    rows: list[list[Any]] = []
+    for item in events:
+        if not isinstance(item, Mapping) or not _EMIT_KEYS.issuperset(item):
+            raise InvalidEventError(
+                f"each event must be a mapping of {', '.join(sorted(_EMIT_KEYS))}"
+            )
+        try:
+            etype, atype_in, aid_in = item["type"], item["aggregate_type"], item["aggregate_id"]
+        except KeyError as exc:
+            raise InvalidEventError(f"event without {exc.args[0]!r}") from None
+        validate_event_type(etype)
+        atype, aid = _aggregate(atype_in, aid_in)
+        subject = item.get("subject")
+        if subject is not None and (not isinstance(subject, str) or not 0 < len(subject) <= 256):
+            raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
+        source = item.get("source", SOURCE)
+        if not isinstance(source, str) or not 0 < len(source) <= 256:
+            raise InvalidEventError("source must be a non-empty URI-reference")
+        rows.append([etype, atype, aid, subject, source, _data_json(item.get("data"))])
+    if not rows:
+        return 0
+    _lock(session)
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    now = utcnow()
+    params = {"rows": json.dumps(rows, separators=(",", ":")), "ctime": cloudevent_time(now)}
+    params["now"] = now  # type: ignore[assignment]
+    if HOOKS_KEY in session.info:
+        payloads = conn.execute(_many_statement(pg, "payload"), params).scalars().all()
+        out = sorted((Event.from_payload(p) for p in payloads), key=lambda e: e.id)
+        session.info.setdefault(PENDING_KEY, []).extend(out)
+        return len(out)
+    return len(conn.execute(_many_statement(pg, "id"), params).all())
