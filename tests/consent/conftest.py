@@ -9,6 +9,8 @@ from sqlalchemy.engine import Engine
 
 from govern import consent
 from govern.db import create_engine, transaction
+from govern.keys import bind_keyring
+from govern.testing import memory_keyring
 
 CATALOG = {
     "notices": [
@@ -67,6 +69,7 @@ CATALOG = {
 @pytest.fixture
 def engine(migrated_url: str) -> Iterator[Engine]:
     eng = create_engine(migrated_url)
+    bind_keyring(eng, memory_keyring())  # source IPs and user agents are sealed
     with transaction(eng) as session:
         consent.load_catalog(session, consent.Catalog.model_validate(CATALOG))
     yield eng

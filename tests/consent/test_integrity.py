@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import LargeBinary, Table, column, delete, insert, select, table, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,15 @@ from govern.db import session_factory, write_transaction
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
-RECORDS = cast(Table, ConsentRecord.__table__)
+SEALED = ("source_ip", "user_agent")
+# The ledger as an attacker sees it: sealed columns are plain bytes.
+RECORDS = table(
+    "consent_records",
+    *[
+        column(c.name, LargeBinary() if c.name in SEALED else c.type)
+        for c in cast(Table, ConsentRecord.__table__).columns
+    ],
+)
 COLUMNS = [c.name for c in RECORDS.columns]
 
 
@@ -41,7 +49,15 @@ def _fill(engine: Engine, checkpoint: bool = True) -> None:
         for i in range(4):
             subj = f"u-{i}"
             consent.grant(s, subj, "marketing.email", occurred_at=t0, jurisdiction="FR")
-            consent.grant(s, subj, "ads.sale", idempotency_key=f"k-{i}", tcf_string=encode_core())
+            consent.grant(
+                s,
+                subj,
+                "ads.sale",
+                idempotency_key=f"k-{i}",
+                tcf_string=encode_core(),
+                source_ip=f"192.0.2.{i}",
+                user_agent="Mozilla/5.0" if i % 2 else None,
+            )
             if i % 2:
                 consent.withdraw(s, subj, "marketing.email", locale="fr")
         consent.add_notice_version(
@@ -87,8 +103,10 @@ def _other(s: Session, column: str, value: Any) -> Any:
         return "intruder"
     if column == "seq":
         return value + 10
-    if column == "record_id":
-        return uuid.uuid4()
+    if column in ("record_id", "subject_id"):
+        return uuid.uuid4() if column == "record_id" or value is None else None
+    if column in SEALED:  # flip one byte of the envelope, or plant one
+        return b"\x02" + bytes(40) if value is None else bytes([value[0] ^ 1]) + value[1:]
     if column == "purpose_id":
         return next(i for i in s.scalars(select(Purpose.id)) if i != value)
     if column == "notice_version_id":

@@ -9,6 +9,7 @@ SHA-256 of their ciphertext: erasing a subject's key leaves every chain verifiab
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import uuid
@@ -24,7 +25,8 @@ def encode_json(value: Any) -> str:
     return _ENCODE(value)
 
 
-def _ts(value: dt.datetime | None) -> str | None:
+@functools.lru_cache(maxsize=4096)
+def _ts(value: dt.datetime | None) -> str | None:  # cached: a batch shares a few timestamps
     if value is None:
         return None
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
@@ -74,6 +76,23 @@ def canonical(
         sealed_digest,
     ]
     return _ENCODE(fields).encode()
+
+
+def sealed_digest(
+    subject_id: uuid.UUID | None, source_ip: bytes | None, user_agent: bytes | None
+) -> str | None:
+    """What the hash covers of the sealed columns: SHA-256 of their envelopes, never plaintext.
+
+    ``None`` when none is stored (records without them hash as before); otherwise the
+    SHA-256 of the JSON array ``[key owner uuid | null, hex(source_ip) | null,
+    hex(user_agent) | null]``. The envelopes outlive the owner's key, so a shredded record
+    still verifies.
+    """
+    if subject_id is None and source_ip is None and user_agent is None:
+        return None
+    doc = [None if subject_id is None else str(subject_id)]
+    doc += [None if v is None else bytes(v).hex() for v in (source_ip, user_agent)]
+    return hashlib.sha256(_ENCODE(doc).encode()).hexdigest()
 
 
 def link(content: bytes, prev_hash: str | None) -> str:

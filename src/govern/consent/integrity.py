@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, text
+from sqlalchemy import LargeBinary, Table, and_, bindparam, func, or_, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from govern.consent import chain
@@ -192,6 +192,11 @@ _COLUMNS = [
     ConsentRecord.idempotency_key,
     ConsentRecord.prev_hash,
     ConsentRecord.hash,
+    ConsentRecord.subject_id,
+    # The envelopes as stored: the hash covers the sealed bytes, so no key is needed and
+    # a shredded subject's records verify like any other.
+    type_coerce(ConsentRecord.source_ip, LargeBinary),
+    type_coerce(ConsentRecord.user_agent, LargeBinary),
 ]
 
 
@@ -209,7 +214,7 @@ def _verify_chains(
     prev_hash: str | None = None
     for row in result:
         (s, seq, rid, pid, event, nvid, loc, basis, method, jur, ctrl, occ, rec, exp, tcf_s,
-         idem, stored_prev, stored_hash) = row  # fmt: skip
+         idem, stored_prev, stored_hash, owner, ip_env, ua_env) = row  # fmt: skip
         count += 1
         if s != current:
             current, expect_seq, prev_hash = s, 1, None
@@ -244,6 +249,7 @@ def _verify_chains(
             expires_at=exp,
             tcf_string=tcf_s,
             idempotency_key=idem,
+            sealed_digest=chain.sealed_digest(owner, ip_env, ua_env),
         )
         if chain.link(content, stored_prev) != stored_hash:
             found.add("modified", f"record {rid} (#{seq}) does not match its hash", rid)

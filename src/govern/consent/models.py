@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.datamap import PSEUDONYMOUS, governed, not_personal, personal
 from govern.db import CoreBase
+from govern.types.shredded import Shredded, ShreddedString
 from govern.types.utc import UTCDateTime, utcnow
 
 _OWNER = "team-privacy"
@@ -170,6 +171,15 @@ class ConsentRecord(CoreBase):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Who owns the key sealing source_ip / user_agent (see ``ChainHead.subject_id``).
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, info=personal(PSEUDONYMOUS))
+    # Sealed under subject_id's crypto-shredding key; the hash covers the sealed bytes.
+    source_ip: Mapped[str | Shredded | None] = mapped_column(
+        ShreddedString(), info=personal("user.device.ip_address")
+    )
+    user_agent: Mapped[str | Shredded | None] = mapped_column(
+        ShreddedString(), info=personal("user.device.user_agent")
+    )
 
 
 class ConsentState(CoreBase):
@@ -221,6 +231,9 @@ class ChainHead(CoreBase):
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str | None] = mapped_column(String(64))
     checkpointed_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The govern subject (``subjects.id``, or a key id derived from the reference) whose
+    # crypto-shredding key seals this chain's source IPs and user agents; fixed once set.
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, info=personal(PSEUDONYMOUS))
 
 
 class Checkpoint(CoreBase):

@@ -6,7 +6,9 @@ import datetime as dt
 import uuid
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from govern.types.shredded import Shredded
 
 
 class LegalBasis(StrEnum):
@@ -64,6 +66,9 @@ class Reason(StrEnum):
     STALE_NOTICE = "stale_notice"
     OBJECTION = "objection"
 
+
+SHREDDED = "shredded"
+"""What outputs and exports say for a source IP or user agent whose subject key is gone."""
 
 RECONSENT_REASONS = frozenset({Reason.EXPIRED, Reason.STALE_NOTICE})
 ALLOWED_REASONS = frozenset({Reason.GRANTED, Reason.LEGAL_BASIS})
@@ -136,6 +141,26 @@ class ConsentIn(_In):
     expires_at: dt.datetime | None = None
     tcf_string: str | None = Field(default=None, max_length=20000)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    subject_id: uuid.UUID | None = Field(
+        default=None,
+        description="govern subject (subjects.id) whose shredding key seals IP and user agent",
+    )
+    source_ip: str | None = Field(default=None, description="IPv4 or IPv6 address; sealed")
+    user_agent: str | None = Field(
+        default=None, min_length=1, max_length=2000, description="sealed"
+    )
+
+    @field_validator("source_ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError("not an IPv4 or IPv6 address") from None
 
 
 class _Out(BaseModel):
@@ -228,6 +253,17 @@ class ConsentRecordOut(_Out):
     idempotency_key: str | None
     prev_hash: str | None
     hash: str
+    subject_id: uuid.UUID | None = None
+    source_ip: str | Shredded | None = Field(
+        default=None, description="a Shredded marker once the subject's key is destroyed"
+    )
+    user_agent: str | Shredded | None = None
+
+    model_config = ConfigDict(from_attributes=True, arbitrary_types_allowed=True)
+
+    @field_serializer("source_ip", "user_agent")
+    def _sealed(self, value: str | Shredded | None) -> str | None:
+        return SHREDDED if isinstance(value, Shredded) else value
 
     def text_lines(self) -> list[str]:
         exp = f", expires {self.expires_at.isoformat()}" if self.expires_at else ""

@@ -9,12 +9,13 @@ fork even if a caller bypasses the lock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -323,6 +324,7 @@ class _NoticeCache:
         self.session = session
         self.versions: dict[tuple[int, int | None], tuple[int, int]] = {}
         self.locales: dict[int, set[str]] = {}
+        self.resolved: dict[tuple[int, str | None], str] = {}
 
     def version(self, p: _PurposeInfo, number: int | None) -> tuple[int, int]:
         key = (p.notice_id, number)
@@ -342,6 +344,13 @@ class _NoticeCache:
         return self.versions[key]
 
     def locale(self, p: _PurposeInfo, version_id: int, number: int, wanted: str | None) -> str:
+        key = (version_id, wanted)
+        shown = self.resolved.get(key)
+        if shown is None:
+            shown = self.resolved[key] = self._locale(p, version_id, number, wanted)
+        return shown
+
+    def _locale(self, p: _PurposeInfo, version_id: int, number: int, wanted: str | None) -> str:
         if version_id not in self.locales:
             self.locales[version_id] = set(
                 self.session.scalars(
@@ -397,32 +406,177 @@ def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]
         yield values[i : i + size]
 
 
-def _insert(session: Session, table: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+# ----------------------------------------------------------------------------- set-based writes
 
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+_MAX_PARAMS = 30_000  # below SQLite's 32,766 and PostgreSQL's 65,535 bind parameters
 
-    return sqlite_insert(table)
+_RECORD_COLUMNS = (
+    "subject_ref", "seq", "record_id", "purpose_id", "event", "notice_version_id", "locale",
+    "legal_basis", "method", "jurisdiction", "controller", "occurred_at", "recorded_at",
+    "expires_at", "tcf_string", "idempotency_key", "prev_hash", "hash", "subject_id",
+    "source_ip", "user_agent",
+)  # fmt: skip
+_STATE_COLUMNS = (
+    "subject_ref", "purpose_id", "status", "seq", "record_id", "occurred_at", "expires_at",
+    "notice_version",
+)  # fmt: skip
+_HEAD_COLUMNS = ("subject_ref", "seq", "hash", "checkpointed_seq", "subject_id")
+# The latest decision by event time wins; a later append of the same subject always has a
+# higher sequence, so an equal time also wins (latest by time, then append order).
+_STATE_CONFLICT = (
+    "ON CONFLICT (subject_ref, purpose_id) DO UPDATE SET status = excluded.status, "
+    "seq = excluded.seq, record_id = excluded.record_id, occurred_at = excluded.occurred_at, "
+    "expires_at = excluded.expires_at, notice_version = excluded.notice_version "
+    "WHERE excluded.occurred_at >= consent_state.occurred_at"
+)
+_HEAD_CONFLICT = (
+    "ON CONFLICT (subject_ref) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+    "subject_id = excluded.subject_id"
+)
 
 
-def _lock_heads(session: Session, subjects: list[str]) -> dict[str, tuple[int, str | None]]:
-    """Create missing chain heads and lock them all, in subject order (no deadlocks)."""
-    pg = session.get_bind().dialect.name == "postgresql"
-    out: dict[str, tuple[int, str | None]] = {}
-    for part in _chunks(subjects):
-        session.execute(
-            _insert(session, _HEADS).on_conflict_do_nothing(),
-            [{"subject_ref": s, "seq": 0, "hash": None, "checkpointed_seq": 0} for s in part],
+class _Binder:
+    """Turns Python values into what the driver stores, with the columns' own bind processors.
+
+    The set-based statements go to the driver directly (no per-row SQLAlchemy work), so the
+    processing SQLAlchemy would do (UUIDs and UTC timestamps on SQLite) is applied here, once
+    per distinct value.
+    """
+
+    def __init__(self, session: Session, table: Table, columns: Sequence[str]) -> None:
+        dialect = session.get_bind().dialect
+        self.procs: list[tuple[int, Any, dict[Any, Any]]] = []
+        for i, name in enumerate(columns):
+            typ = table.c[name].type
+            if name in ("source_ip", "user_agent"):
+                continue  # already sealed bytes
+            proc = typ.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self.procs.append((i, proc, {}))
+
+    def row(self, values: list[Any]) -> list[Any]:
+        for i, proc, memo in self.procs:
+            v = values[i]
+            if v is None:
+                continue
+            out = memo.get(v)
+            if out is None:
+                out = memo[v] = proc(v)
+            values[i] = out
+        return values
+
+
+def _insert_rows(
+    session: Session, table: str, columns: Sequence[str], rows: list[list[Any]], tail: str = ""
+) -> None:
+    """Multi-row ``INSERT ... VALUES (...), (...)`` (plus ``tail``), chunked under the limits."""
+    conn = session.connection()
+    ph = "%s" if conn.dialect.name == "postgresql" else "?"
+    one = "(" + ", ".join([ph] * len(columns)) + ")"
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608  (table and columns are constants)
+    per = max(1, _MAX_PARAMS // len(columns))
+    for i in range(0, len(rows), per):
+        part = rows[i : i + per]
+        flat = tuple(v for r in part for v in r)
+        conn.exec_driver_sql(head + ", ".join([one] * len(part)) + tail, flat)
+
+
+def _read_heads(
+    session: Session, subjects: list[str]
+) -> dict[str, tuple[int, str | None, uuid.UUID | None]]:
+    """The chain heads of ``subjects``, locked for the rest of the transaction.
+
+    PostgreSQL: missing heads are created, then all of the batch's heads are locked with one
+    ``SELECT ... ORDER BY subject_ref FOR UPDATE`` (a fixed order, so no deadlocks). SQLite:
+    :func:`govern.db.write_transaction` already holds the database's write lock
+    (``BEGIN IMMEDIATE``); one read suffices. Subjects without a head start at ``(0, None)``.
+    """
+    conn = session.connection()
+    raw: list[Any] = []
+    if conn.dialect.name == "postgresql":
+        _insert_rows(
+            session,
+            "consent_chain_heads",
+            ("subject_ref", "seq", "checkpointed_seq"),
+            [[s, 0, 0] for s in subjects],
+            " ON CONFLICT DO NOTHING",
         )
-        q = select(ChainHead.subject_ref, ChainHead.seq, ChainHead.hash).where(
-            ChainHead.subject_ref.in_(part)
+        raw = [
+            *conn.exec_driver_sql(
+                "SELECT subject_ref, seq, hash, subject_id FROM consent_chain_heads "
+                "WHERE subject_ref = ANY(%s) ORDER BY subject_ref FOR UPDATE",
+                (subjects,),
+            )
+        ]
+    else:
+        import json
+
+        for part in _chunks(subjects, 20_000):
+            raw += conn.exec_driver_sql(
+                "SELECT subject_ref, seq, hash, subject_id FROM consent_chain_heads "
+                "WHERE subject_ref IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(part)),),
+            ).all()
+    out: dict[str, tuple[int, str | None, uuid.UUID | None]] = dict.fromkeys(
+        subjects, (0, None, None)
+    )
+    for s, seq, h, sid in raw:
+        out[s] = (seq, h, _uuid(sid))
+    return out
+
+
+SUBJECT_KEY_NAMESPACE = uuid.UUID("4c0e51a7-7a3e-5d1b-9f0c-60e3a5c0de04")
+"""Namespace of :func:`key_subject_id` (a fixed UUID: the derivation must never change)."""
+
+
+def key_subject_id(subject_ref: str) -> uuid.UUID:
+    """The key owner used for a subject reference when no govern ``subject_id`` is given.
+
+    ``uuid5(SUBJECT_KEY_NAMESPACE, subject_ref)``: a host without a ``subjects`` row for the
+    person can still crypto-shred the ledger's IPs and user agents, with
+    ``govern.keys.shred_subject(session, key_subject_id(ref), ...)`` or
+    :func:`shred_subject`.
+    """
+    return uuid.uuid5(SUBJECT_KEY_NAMESPACE, subject_ref)
+
+
+def _owner(item: ConsentIn, bound: uuid.UUID | None, sealing: bool) -> uuid.UUID | None:
+    if item.subject_id is not None and bound is not None and item.subject_id != bound:
+        raise ConsentError(
+            "subject_id differs from the one this subject's consent chain is sealed under"
         )
-        if pg:
-            q = q.order_by(ChainHead.subject_ref).with_for_update()
-        for s, seq, h in session.execute(q):
-            out[s] = (seq, h)
+    if bound is not None:
+        return bound
+    if item.subject_id is not None:
+        return item.subject_id
+    return key_subject_id(item.subject) if sealing else None
+
+
+def _sealers(session: Session, owners: set[uuid.UUID]) -> Any:
+    """Each owner's shredding cipher (keys created on first use, in this transaction)."""
+    from govern.crypto.keyring import bound_keyring
+    from govern.keys.service import subject_ciphers
+
+    keyring = bound_keyring(session.get_bind().dialect, "consent_records", "source_ip")
+    return subject_ciphers(session, keyring, owners)
+
+
+_OUT_FIELDS = frozenset(ConsentRecordOut.model_fields)
+_set_attr = object.__setattr__
+
+
+def _record_out_fast(fields: dict[str, Any]) -> ConsentRecordOut:
+    """``model_construct`` minus its per-field walk: every field is given and already valid.
+
+    Appends build thousands of these per batch; this sets exactly what ``model_construct``
+    sets (a test compares the two).
+    """
+    assert fields.keys() == _OUT_FIELDS
+    out = ConsentRecordOut.__new__(ConsentRecordOut)
+    _set_attr(out, "__dict__", fields)
+    _set_attr(out, "__pydantic_fields_set__", set(fields))
+    _set_attr(out, "__pydantic_extra__", None)
+    _set_attr(out, "__pydantic_private__", None)
     return out
 
 
@@ -430,148 +584,159 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
     """Append decisions in order: hash-chained, the projection updated, in the caller's transaction.
 
     All items are validated before anything is written; any bad item raises a
-    :class:`~govern.errors.ConsentError` and nothing is appended.
+    :class:`~govern.errors.ConsentError` and nothing is appended. Set-based: one read of the
+    batch's chain heads (locked), then one multi-row statement each for the records, the
+    heads, the projection (an upsert that keeps the latest decision) and the outbox events.
+
+    A source IP or user agent is sealed under the crypto-shredding key of the chain's key
+    owner: the item's ``subject_id`` (a govern ``subjects.id``), else the owner the chain
+    already has, else :func:`key_subject_id` of the reference. The hash covers the SHA-256
+    of the sealed bytes, so shredding the owner's key leaves the chain verifiable.
     """
     if not items:
         return []
     now = utcnow()
     prepared = _prepare(session, items, now)
     subjects = sorted({p.item.subject for p in prepared})
-    heads = _lock_heads(session, subjects)
-    state: dict[tuple[str, int], tuple[dt.datetime, int]] = {}
-    purpose_ids = sorted({p.purpose.id for p in prepared})
-    for part in _chunks(subjects):
-        for s, pid, occ, seq in session.execute(
-            select(
-                ConsentState.subject_ref,
-                ConsentState.purpose_id,
-                ConsentState.occurred_at,
-                ConsentState.seq,
-            ).where(ConsentState.subject_ref.in_(part), ConsentState.purpose_id.in_(purpose_ids))
-        ):
-            state[(s, pid)] = (occ, seq)
-
-    records: list[dict[str, Any]] = []
-    new_state: dict[tuple[str, int], dict[str, Any]] = {}
-    outs: list[ConsentRecordOut] = []
+    heads = _read_heads(session, subjects)
+    owners: dict[str, uuid.UUID | None] = {s: h[2] for s, h in heads.items()}
     for p in prepared:
         item = p.item
-        seq, prev = heads[item.subject]
+        sealing = item.source_ip is not None or item.user_agent is not None
+        owners[item.subject] = _owner(item, owners[item.subject], sealing)
+    ciphers: Any = {}
+    wanted = {
+        owners[p.item.subject]
+        for p in prepared
+        if p.item.source_ip is not None or p.item.user_agent is not None
+    }
+    if wanted:
+        ciphers = _sealers(session, {o for o in wanted if o is not None})
+    ctx_ip = cast(Any, _RECORDS.c.source_ip.type).context_bytes()
+    ctx_ua = cast(Any, _RECORDS.c.user_agent.type).context_bytes()
+
+    links = {s: (h[0], h[1]) for s, h in heads.items()}
+    records: list[list[Any]] = []
+    new_state: dict[tuple[str, int], list[Any]] = {}
+    outs: list[ConsentRecordOut] = []
+    events: list[dict[str, Any]] = []
+    etype = {e: f"govern.consent.{e.value}" for e in ConsentEvent}
+    for p in prepared:
+        item = p.item
+        subject = item.subject
+        seq, prev = links[subject]
         seq += 1
         rid = uuid.uuid4()
+        owner = owners[subject]
+        ip_env = ua_env = None
+        if item.source_ip is not None or item.user_agent is not None:
+            cipher = ciphers[owner]
+            if item.source_ip is not None:
+                ip_env = cipher.seal(item.source_ip.encode(), ctx_ip)
+            if item.user_agent is not None:
+                ua_env = cipher.seal(item.user_agent.encode("utf-8", "surrogatepass"), ctx_ua)
+        purpose = p.purpose
         content = chain.canonical(
-            subject_ref=item.subject,
+            subject_ref=subject,
             seq=seq,
             record_id=rid,
-            purpose=p.purpose.key,
+            purpose=purpose.key,
             event=item.event.value,
-            notice=p.purpose.notice_key,
+            notice=purpose.notice_key,
             notice_version=p.notice_version,
             locale=p.locale,
-            legal_basis=p.purpose.legal_basis,
+            legal_basis=purpose.legal_basis,
             method=item.method.value,
             jurisdiction=item.jurisdiction,
-            controller=p.purpose.controller,
+            controller=purpose.controller,
             occurred_at=p.occurred_at,
             recorded_at=now,
             expires_at=p.expires_at,
             tcf_string=item.tcf_string,
             idempotency_key=item.idempotency_key,
+            sealed_digest=chain.sealed_digest(owner, ip_env, ua_env),
         )
         digest = chain.link(content, prev)
-        heads[item.subject] = (seq, digest)
-        row = {
-            "subject_ref": item.subject,
-            "seq": seq,
-            "record_id": rid,
-            "purpose_id": p.purpose.id,
-            "event": item.event.value,
-            "notice_version_id": p.notice_version_id,
-            "locale": p.locale,
-            "legal_basis": p.purpose.legal_basis,
-            "method": item.method.value,
-            "jurisdiction": item.jurisdiction,
-            "controller": p.purpose.controller,
-            "occurred_at": p.occurred_at,
-            "recorded_at": now,
-            "expires_at": p.expires_at,
-            "tcf_string": item.tcf_string,
-            "idempotency_key": item.idempotency_key,
-            "prev_hash": prev,
-            "hash": digest,
-        }
-        records.append(row)
-        key = (item.subject, p.purpose.id)
-        current = state.get(key)
-        if current is None or (p.occurred_at, seq) >= current:
-            state[key] = (p.occurred_at, seq)
-            new_state[key] = {
-                "subject_ref": item.subject,
-                "purpose_id": p.purpose.id,
-                "status": item.event.value,
-                "seq": seq,
+        links[subject] = (seq, digest)
+        records.append(
+            [subject, seq, rid, purpose.id, item.event.value, p.notice_version_id, p.locale,
+             purpose.legal_basis, item.method.value, item.jurisdiction, purpose.controller,
+             p.occurred_at, now, p.expires_at, item.tcf_string, item.idempotency_key, prev,
+             digest, owner, ip_env, ua_env]
+        )  # fmt: skip
+        key = (subject, purpose.id)
+        current = new_state.get(key)
+        if current is None or p.occurred_at >= current[5]:
+            new_state[key] = [subject, purpose.id, item.event.value, seq, rid, p.occurred_at,
+                              p.expires_at, p.notice_version]  # fmt: skip
+        out = _record_out_fast(
+            {
                 "record_id": rid,
-                "occurred_at": p.occurred_at,
-                "expires_at": p.expires_at,
+                "subject": subject,
+                "seq": seq,
+                "purpose": purpose.key,
+                "event": item.event,
+                "notice": purpose.notice_key,
                 "notice_version": p.notice_version,
+                "locale": p.locale,
+                "legal_basis": LegalBasis(purpose.legal_basis),
+                "method": item.method,
+                "jurisdiction": item.jurisdiction,
+                "controller": purpose.controller,
+                "occurred_at": p.occurred_at,
+                "recorded_at": now,
+                "expires_at": p.expires_at,
+                "tcf_string": item.tcf_string,
+                "idempotency_key": item.idempotency_key,
+                "prev_hash": prev,
+                "hash": digest,
+                "subject_id": owner,
+                "source_ip": item.source_ip,
+                "user_agent": item.user_agent,
             }
-        outs.append(
-            ConsentRecordOut.model_construct(  # built from validated values: skip re-validation
-                record_id=rid,
-                subject=item.subject,
-                seq=seq,
-                purpose=p.purpose.key,
-                event=item.event,
-                notice=p.purpose.notice_key,
-                notice_version=p.notice_version,
-                locale=p.locale,
-                legal_basis=LegalBasis(p.purpose.legal_basis),
-                method=item.method,
-                jurisdiction=item.jurisdiction,
-                controller=p.purpose.controller,
-                occurred_at=p.occurred_at,
-                recorded_at=now,
-                expires_at=p.expires_at,
-                tcf_string=item.tcf_string,
-                idempotency_key=item.idempotency_key,
-                prev_hash=prev,
-                hash=digest,
-            )
         )
+        outs.append(out)
+        events.append(
+            {
+                "type": etype[item.event],
+                "aggregate_type": "consent.subject",
+                "aggregate_id": subject,
+                "data": _event_data(out),
+            }
+        )
+    binder = _Binder(session, _RECORDS, _RECORD_COLUMNS)
     try:
         # No savepoint: a refused insert aborts the caller's transaction, which rolls back.
-        session.execute(_RECORDS.insert(), records)
+        _insert_rows(session, "consent_records", _RECORD_COLUMNS, [binder.row(r) for r in records])
     except IntegrityError as exc:
         if "idempotency_key" in str(exc.orig):
             raise DuplicateIdempotencyKeyError(
                 "idempotency key already used by an earlier record"
             ) from None
         raise
-    session.execute(
-        update(_HEADS)
-        .where(_HEADS.c.subject_ref == bindparam("s"))
-        .values(seq=bindparam("q"), hash=bindparam("h")),
-        [{"s": s, "q": heads[s][0], "h": heads[s][1]} for s in subjects],
+    head_binder = _Binder(session, _HEADS, _HEAD_COLUMNS)
+    _insert_rows(
+        session,
+        "consent_chain_heads",
+        _HEAD_COLUMNS,
+        [head_binder.row([s, links[s][0], links[s][1], 0, owners[s]]) for s in subjects],
+        " " + _HEAD_CONFLICT,
     )
-    if new_state:
-        ins = _insert(session, _STATE)
-        upsert = ins.on_conflict_do_update(
-            index_elements=["subject_ref", "purpose_id"],
-            set_={
-                c: ins.excluded[c]
-                for c in (
-                    "status",
-                    "seq",
-                    "record_id",
-                    "occurred_at",
-                    "expires_at",
-                    "notice_version",
-                )
-            },
-        )
-        session.execute(upsert, list(new_state.values()))
-    _after_append(session, outs)
+    state_binder = _Binder(session, _STATE, _STATE_COLUMNS)
+    _insert_rows(
+        session,
+        "consent_state",
+        _STATE_COLUMNS,
+        [state_binder.row(r) for r in new_state.values()],
+        " " + _STATE_CONFLICT,
+    )
+    _after_append(session, events)
     return outs
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat()  # a batch shares a handful of timestamps
 
 
 def _event_data(r: ConsentRecordOut) -> dict[str, Any]:
@@ -586,29 +751,22 @@ def _event_data(r: ConsentRecordOut) -> dict[str, Any]:
         "locale": r.locale,
         "method": r.method.value,
         "jurisdiction": r.jurisdiction,
-        "occurred_at": r.occurred_at.isoformat(),
-        "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
+        "occurred_at": _iso(r.occurred_at),
+        "expires_at": None if r.expires_at is None else _iso(r.expires_at),
         "hash": r.hash,
     }
 
 
-def _after_append(session: Session, records: list[ConsentRecordOut]) -> None:
+def _after_append(session: Session, events: list[dict[str, Any]]) -> None:
     """One outbox event per record, ``govern.consent.<event>``, in the same transaction.
 
     The aggregate is ``consent.subject`` / the subject reference (so the outbox numbers a
     subject's consent events 1, 2, 3...); ``data`` carries ids, the purpose and the
-    decision, never personal values.
+    decision, never personal values (no IP, no user agent). One statement per batch.
     """
-    from govern.events import emit
+    from govern.events import emit_many
 
-    for r in records:
-        emit(
-            session,
-            type=f"govern.consent.{r.event.value}",
-            aggregate_type="consent.subject",
-            aggregate_id=r.subject,
-            data=_event_data(r),
-        )
+    emit_many(session, events)
 
 
 def append(session: Session, item: ConsentIn) -> ConsentRecordOut:
