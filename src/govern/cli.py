@@ -216,6 +216,9 @@ def _record_args(a: argparse.Namespace) -> dict[str, Any]:
         "expires": a.expires,
         "tcf": a.tcf,
         "idempotency_key": a.idempotency_key,
+        "subject_id": a.subject_id,
+        "source_ip": a.source_ip,
+        "user_agent": a.user_agent,
     }
 
 
@@ -257,6 +260,9 @@ def _consent_commands(top: Any, leaf: Callable[..., _Parser]) -> None:
         p.add_argument("--expires", help="Expiry, ISO-8601 with timezone.")
         p.add_argument("--tcf", help="IAB TCF v2 TC string, stored verbatim.")
         p.add_argument("--idempotency-key", help="Client key; a repeat is refused.")
+        p.add_argument("--subject-id", help="govern subject UUID whose key seals IP and agent.")
+        p.add_argument("--source-ip", help="Source IP address (sealed; needs GOVERN_KEK).")
+        p.add_argument("--user-agent", help="User agent (sealed; needs GOVERN_KEK).")
     p = leaf(
         csub,
         "gpc",

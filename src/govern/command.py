@@ -436,9 +436,26 @@ def _db_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 def _plain_engine(settings: Settings) -> Engine:
+    """An engine for the consent commands; with a KEK configured, its keyring is bound.
+
+    The keyring opens and seals the ledger's source IPs and user agents; without a KEK,
+    commands that meet a sealed value fail with ``KeyringNotBoundError`` (exit 2).
+    """
     from govern.db import create_engine
 
-    return create_engine(_url(settings))
+    engine = create_engine(_url(settings))
+    if settings.kek is not None or settings.kek_file is not None:
+        from govern.db import transaction
+        from govern.keys import bind_keyring, load_keyring, provider_from_settings
+
+        try:
+            with transaction(engine) as session:
+                keyring = load_keyring(session, provider_from_settings(settings), create=False)
+        except Exception:
+            engine.dispose()
+            raise
+        bind_keyring(engine, keyring)
+    return engine
 
 
 def _timestamp(value: str | None, name: str) -> dt.datetime | None:
@@ -542,6 +559,9 @@ def _consent_record(
     expires: str | None = None,
     tcf: str | None = None,
     idempotency_key: str | None = None,
+    subject_id: str | None = None,
+    source_ip: str | None = None,
+    user_agent: str | None = None,
 ) -> ConsentRecordOut:
     """Append one consent decision (given, refused, withdrawn, revoked) to the ledger."""
     from govern import consent
@@ -560,6 +580,9 @@ def _consent_record(
         expires_at=_timestamp(expires, "--expires"),
         tcf_string=tcf,
         idempotency_key=idempotency_key,
+        subject_id=subject_id,
+        source_ip=source_ip,
+        user_agent=user_agent,
     )
     engine = _plain_engine(settings)
     try:

@@ -159,3 +159,53 @@ def test_bad_input_exits_2_with_one_line_and_appends_nothing(
     assert err.startswith("govern: error: ")
     assert "ann@example.com" not in err
     assert before == _records(db)
+
+
+def test_sealed_ip_and_agent_through_the_cli(
+    db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    from govern.config import load_settings
+    from govern.keys import attach
+
+    monkeypatch.setenv("GOVERN_KEK", base64.b64encode(os.urandom(32)).decode())
+    assert _run(capsys, "consent", "load", "catalog.json")[0] == 0
+    code, _, err = _run(
+        capsys, "consent", "grant", "--subject", "u-9", "--purpose", "marketing.email",
+        "--source-ip", "198.51.100.23", "--user-agent", "canary-agent/1.0",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    code, out, _ = _run(capsys, "consent", "history", "--subject", "u-9", "--json")
+    record = json.loads(out)["records"][0]
+    assert (record["source_ip"], record["user_agent"]) == ("198.51.100.23", "canary-agent/1.0")
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT source_ip, user_agent FROM consent_records").one()
+    assert all(b"198.51" not in bytes(v) and b"canary" not in bytes(v) for v in raw)
+    attach(engine, load_settings())
+    with transaction(engine) as s:
+        assert consent.shred_subject(s, "u-9", actor="dpo") is not None
+    engine.dispose()
+    assert _run(capsys, "consent", "verify")[0] == 0
+    target = tmp_path / "receipts.jsonl"
+    assert _run(capsys, "consent", "export", "--subject", "u-9", "--output", str(target))[0] == 0
+    receipt = json.loads(target.read_text())
+    assert receipt["collectionContext"] == {"sourceIp": "shredded", "userAgent": "shredded"}
+    code, out, _ = _run(capsys, "consent", "history", "--subject", "u-9", "--json")
+    assert json.loads(out)["records"][0]["source_ip"] == "shredded"
+    assert _run(capsys, "scan", "encryption")[0] == 0
+
+
+def test_a_bad_source_ip_exits_2_and_appends_nothing(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(capsys, "consent", "load", "catalog.json")[0] == 0
+    code, _, err = _run(
+        capsys, "consent", "grant", "--subject", "u-9", "--purpose", "marketing.email",
+        "--source-ip", "300.1.2.3",
+    )  # fmt: skip
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "300.1.2.3" not in err
+    assert _records(db) == 0

@@ -46,10 +46,12 @@ from govern.consent.service import (
     expire_due,
     grant,
     history,
+    key_subject_id,
     list_purposes,
     load_catalog,
     notice_text,
     record_gpc,
+    shred_subject,
     withdraw,
 )
 
@@ -88,11 +90,13 @@ __all__ = [
     "history",
     "iso27560_record",
     "kantara_receipt",
+    "key_subject_id",
     "list_purposes",
     "load_catalog",
     "notice_text",
     "public_key_of",
     "record_gpc",
+    "shred_subject",
     "verify",
     "withdraw",
 ]

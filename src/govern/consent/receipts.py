@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govern.consent.models import ConsentRecord, Notice, NoticeVersion, Purpose
-from govern.consent.schemas import CollectionMethod, ConsentEvent, LegalBasis
+from govern.consent.schemas import SHREDDED, CollectionMethod, ConsentEvent, LegalBasis
+from govern.types.shredded import Shredded
 
 ExportFormat = Literal["kantara", "iso27560", "csv"]
 FORMATS: tuple[str, ...] = ("kantara", "iso27560", "csv")
@@ -66,6 +67,8 @@ CSV_COLUMNS = (
     "tcf_string",
     "prev_hash",
     "hash",
+    "source_ip",
+    "user_agent",
 )
 
 _METHOD_TEXT = {
@@ -75,6 +78,20 @@ _METHOD_TEXT = {
     CollectionMethod.IMPORT: "import",
     CollectionMethod.GPC: "Global Privacy Control signal",
 }
+
+
+def sealed(value: str | Shredded | None) -> str | None:
+    """A sealed column for an export: its value, ``"shredded"`` once its key is gone."""
+    return SHREDDED if isinstance(value, Shredded) else value
+
+
+def _context(r: ConsentRecord) -> dict[str, Any]:
+    out = {}
+    if r.source_ip is not None:
+        out["sourceIp"] = sealed(r.source_ip)
+    if r.user_agent is not None:
+        out["userAgent"] = sealed(r.user_agent)
+    return out
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -125,7 +142,7 @@ def kantara_receipt(r: ConsentRecord, p: Purpose, n: Notice, version: int) -> di
     }
     if p.third_parties:
         purpose["thirdPartyName"] = ", ".join(p.third_parties)
-    return {
+    receipt = {
         "version": KANTARA_VERSION,
         "jurisdiction": r.jurisdiction or "",
         "consentTimestamp": int(r.occurred_at.timestamp()),
@@ -151,6 +168,10 @@ def kantara_receipt(r: ConsentRecord, p: Purpose, n: Notice, version: int) -> di
         "noticeVersion": f"{n.key} v{version}",
         "recordHash": r.hash,
     }
+    context = _context(r)
+    if context:  # an extension: where the decision came from, or "shredded"
+        receipt["collectionContext"] = context
+    return receipt
 
 
 def iso27560_record(r: ConsentRecord, p: Purpose, n: Notice, version: int) -> dict[str, Any]:
@@ -187,6 +208,8 @@ def iso27560_record(r: ConsentRecord, p: Purpose, n: Notice, version: int) -> di
             "jurisdiction": r.jurisdiction,
             "expiry": _iso(r.expires_at),
             "tcf_string": r.tcf_string,
+            "source_ip": sealed(r.source_ip),
+            "user_agent": sealed(r.user_agent),
         },
         "integrity": {"prev_hash": r.prev_hash, "hash": r.hash, "algorithm": "sha256-chain-v1"},
     }
@@ -212,6 +235,8 @@ def _csv_row(r: ConsentRecord, p: Purpose, n: Notice, version: int) -> list[Any]
         r.tcf_string or "",
         r.prev_hash or "",
         r.hash,
+        sealed(r.source_ip) or "",
+        sealed(r.user_agent) or "",
     ]
 
 

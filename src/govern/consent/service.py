@@ -57,6 +57,7 @@ from govern.errors import (
     UnknownNoticeError,
     UnknownPurposeError,
 )
+from govern.keys.schemas import ShredResult
 from govern.types.utc import utcnow
 
 CLOCK_SKEW = dt.timedelta(seconds=60)
@@ -445,19 +446,23 @@ class _Binder:
 
     def __init__(self, session: Session, table: Table, columns: Sequence[str]) -> None:
         dialect = session.get_bind().dialect
-        self.procs: list[tuple[int, Any, dict[Any, Any]]] = []
+        self.procs: list[tuple[int, Any, dict[Any, Any] | None]] = []
         for i, name in enumerate(columns):
             typ = table.c[name].type
             if name in ("source_ip", "user_agent"):
                 continue  # already sealed bytes
             proc = typ.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
-                self.procs.append((i, proc, {}))
+                # Timestamps repeat within a batch (memoised); ids do not.
+                self.procs.append((i, proc, {} if name.endswith("_at") else None))
 
     def row(self, values: list[Any]) -> list[Any]:
         for i, proc, memo in self.procs:
             v = values[i]
             if v is None:
+                continue
+            if memo is None:
+                values[i] = proc(v)
                 continue
             out = memo.get(v)
             if out is None:
@@ -1036,7 +1041,27 @@ def _record_out(row: Any) -> ConsentRecordOut:
         idempotency_key=r.idempotency_key,
         prev_hash=r.prev_hash,
         hash=r.hash,
+        subject_id=r.subject_id,
+        source_ip=r.source_ip,
+        user_agent=r.user_agent,
     )
+
+
+def shred_subject(
+    session: Session, subject_ref: str, *, actor: str, reason: str = "erasure"
+) -> ShredResult | None:
+    """Crypto-shred the source IPs and user agents of a subject's consent chain.
+
+    Destroys the key of the chain's key owner (its govern ``subject_id``, or
+    :func:`key_subject_id` of the reference) with :func:`govern.keys.shred_subject`, which
+    records a shred proof and an audit row. The records, their hashes and the proof of
+    consent stay; the sealed values then read as a ``Shredded`` marker and exports say
+    ``shredded``. Returns ``None`` when nothing was ever sealed for the subject.
+    """
+    from govern.keys.service import shred_subject as shred
+
+    owner = session.scalar(select(ChainHead.subject_id).where(ChainHead.subject_ref == subject_ref))
+    return shred(session, owner or key_subject_id(subject_ref), actor=actor, reason=reason)
 
 
 __all__ = [
@@ -1051,9 +1076,11 @@ __all__ = [
     "expire_due",
     "grant",
     "history",
+    "key_subject_id",
     "list_purposes",
     "load_catalog",
     "notice_text",
     "record_gpc",
+    "shred_subject",
     "withdraw",
 ]

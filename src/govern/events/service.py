@@ -111,13 +111,18 @@ def json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+# Built once: json.dumps with non-default arguments builds an encoder on every call.
+_DATA_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"), allow_nan=False)
+_HEAD_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _data_json(data: Mapping[str, Any] | None) -> str:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidEventError("event data must be a mapping of keys and categories")
     try:
-        return json.dumps(data, default=json_default, separators=(",", ":"), allow_nan=False)
+        return _DATA_ENCODER.encode(data)
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(f"event data is not JSON-serialisable ({exc})") from None
 
@@ -541,7 +546,7 @@ def emit_many(session: Session, events: Iterable[Mapping[str, Any]]) -> int:
         if not isinstance(source, str) or not 0 < len(source) <= 256:
             raise InvalidEventError("source must be a non-empty URI-reference")
         # [type, aggregate type, aggregate id, subject, source, data]: data goes in as it is.
-        head = json.dumps([etype, atype, aid, subject, source], separators=(",", ":"))
+        head = _HEAD_ENCODER.encode([etype, atype, aid, subject, source])
         rows.append(f"{head[:-1]},{_data_json(item.get('data'))}]")
     if not rows:
         return 0

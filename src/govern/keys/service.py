@@ -307,9 +307,16 @@ class ProtectedColumn:
     @property
     def pk(self) -> Column[Any]:
         pks = list(self.table.primary_key.columns)
-        if len(pks) != 1:
-            raise UsageError(f"{self.table.name} needs a one-column primary key for key work")
-        return pks[0]
+        if len(pks) == 1:
+            return pks[0]
+        # A composite primary key (e.g. the consent ledger's): a one-column unique, non-null
+        # key orders and addresses rows just as well.
+        for col in self.table.columns:
+            if col.unique and not col.nullable:
+                return col
+        raise UsageError(
+            f"{self.table.name} needs a one-column primary or unique non-null key for key work"
+        )
 
     def raw(self) -> tuple[Any, Any, Any]:
         """A lightweight table whose value column is plain binary (no type processing)."""
