@@ -267,7 +267,11 @@ def _emit_statement(pg: bool, with_subject: bool) -> Any:
 def _track(session: Session, payloads: list[str]) -> list[Event]:
     out = [Event.from_payload(p) for p in payloads]
     if HOOKS_KEY in session.info:
-        session.info.setdefault(PENDING_KEY, []).extend(out)
+        # Filed under the innermost savepoint (or the root transaction): hooks move them up
+        # when it is released and drop them when it rolls back.
+        boundary = session.get_nested_transaction() or session.get_transaction()
+        pending = session.info.setdefault(PENDING_KEY, {})
+        pending.setdefault(boundary, []).extend(out)
     return out
 
 
