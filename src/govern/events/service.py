@@ -1,13 +1,25 @@
 """Appending events to the outbox, in the caller's transaction (never committing).
 
-Ordering. Sinks remember a single position (the last outbox id delivered), which is only
-safe if ids become visible in increasing order. On PostgreSQL a sequence hands out ids at
-insert time, not at commit, so a transaction that inserted id 10 can commit after one
-that inserted id 11 and a relay would skip 10. govern therefore takes a transaction-scoped
-advisory lock before it appends, so event-writing transactions commit one at a time from
-their first event on and ids are visible in order. On SQLite the database write lock does
-the same. The per-aggregate ``sequence`` is computed under that lock in the INSERT itself,
-so it is gap-free and ordered under concurrent writers.
+Ordering. Sinks remember a position and must never skip an event that commits later.
+On PostgreSQL ids come from a sequence at insert time, not at commit, so a transaction
+holding id 10 may commit after one holding id 11: "id > position" alone would skip 10.
+Rather than making every event writer in the database wait for the others (one global
+lock, as govern did up to core_0011), each row records ``txid``: the writing
+transaction's id (``pg_current_xact_id()``), raised to the ``txid`` of the aggregate's
+previous event when that is higher. Sinks take events in ``(txid, id)`` order and the
+relay reads only rows with ``txid`` below the oldest transaction still open in its
+snapshot (``pg_snapshot_xmin``): every open or future transaction has an id at or above
+that bound, so nothing can later appear before what the relay has read. See
+``docs/events.md``.
+
+Per-aggregate order. ``sequence`` is the aggregate's last sequence plus one, computed in
+the INSERT; the unique index on (aggregatetype, aggregateid, sequence) is the arbiter of
+``ON CONFLICT DO NOTHING``. A second writer of the same aggregate therefore waits for the
+first to finish (PostgreSQL waits on the conflicting row), then, if it committed, finds
+nothing inserted and tries again with a new statement that sees it: the sequence stays
+gap-free, and both ``txid`` and ``id`` grow with it, so ``(txid, id)`` order is sequence
+order within an aggregate. Writers of different aggregates never wait for each other.
+On SQLite the database write lock serialises writers, ``txid`` is 0 and order is ``id``.
 
 The CloudEvent JSON is built by the database in the same INSERT (``json_object`` on SQLite,
 ``json_build_object`` on PostgreSQL), because only there is the new id known; one
@@ -44,9 +56,10 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from govern.errors import InvalidEventError
+from govern.errors import DatabaseError, InvalidEventError
 from govern.events.models import OUTBOX_TABLE, OutboxEvent
 from govern.events.schemas import Event
 from govern.types.utc import utcnow
@@ -54,12 +67,11 @@ from govern.types.utc import utcnow
 EVENT_TYPE = re.compile(r"govern(?:\.[a-z][a-z0-9_]*){2,}")
 AGGREGATE_TYPE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 SOURCE = "/govern"
-ADVISORY_LOCK_KEY = 0x676F7665726E  # "govern": serialises outbox appends on PostgreSQL
 PG_ID_SEQUENCE = f"{OUTBOX_TABLE}_id_seq"
 
 HOOKS_KEY = "govern.events.hooks"
 PENDING_KEY = "govern.events.pending"
-_LOCKED_KEY = "govern.events.locked"
+MAX_ATTEMPTS = 1000  # each retry follows another writer's commit to the same aggregate
 _SQLITE_SEQUENCE = table("sqlite_sequence", column("name", Text), column("seq", BigInteger))
 
 
@@ -129,18 +141,6 @@ def _table() -> Table:
     return table
 
 
-def _lock(session: Session) -> None:
-    """Take the outbox's advisory lock once per (sub)transaction on PostgreSQL."""
-    conn = session.connection()
-    if conn.dialect.name != "postgresql":
-        return
-    current = session.get_nested_transaction() or session.get_transaction()
-    if session.info.get(_LOCKED_KEY) is current:
-        return
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
-    session.info[_LOCKED_KEY] = current
-
-
 def _txt(value: Any) -> ColumnElement[str]:
     return cast(literal(value, Text), Text)
 
@@ -165,14 +165,17 @@ def _build_insert(
     o = _table().alias("o")
     t = _table()
     src = rows.subquery("src")
-    seq = (
-        select(func.coalesce(func.max(o.c.sequence), 0) + 1)
-        .where(o.c.aggregatetype == _param("atype"), o.c.aggregateid == src.c.aid)
-        .scalar_subquery()
-    )
+    same = (o.c.aggregatetype == _param("atype"), o.c.aggregateid == src.c.aid)
+    seq = select(func.coalesce(func.max(o.c.sequence), 0) + 1).where(*same).scalar_subquery()
     if pg:
         new_id: ColumnElement[Any] = func.nextval(PG_ID_SEQUENCE)
         json_object: Callable[..., Any] = func.json_build_object
+        # Never below the aggregate's previous event, so (txid, id) order is sequence order.
+        last = select(o.c.txid).where(*same).order_by(o.c.sequence.desc()).limit(1)
+        txid: ColumnElement[Any] = func.greatest(
+            cast(cast(func.pg_current_xact_id(), Text), BigInteger),
+            func.coalesce(last.scalar_subquery(), 0),
+        )
     else:
         # AUTOINCREMENT's high-water mark, so pruned ids are never reused.
         base = (
@@ -183,7 +186,12 @@ def _build_insert(
         top = select(func.coalesce(func.max(o.c.id), 0)).scalar_subquery()
         new_id = func.max(base, top) + func.row_number().over(order_by=src.c.aid)
         json_object = func.json_object
-    s = select(new_id.label("id"), seq.label("seq"), *src.c).cte("s").prefix_with("MATERIALIZED")
+        txid = literal(0, BigInteger)
+    s = (
+        select(new_id.label("id"), seq.label("seq"), txid.label("tx"), *src.c)
+        .cte("s")
+        .prefix_with("MATERIALIZED")
+    )
     fields: list[Any] = [
         "specversion",
         _txt("1.0"),
@@ -213,14 +221,15 @@ def _build_insert(
     payload = json_object(*[_txt(f) if isinstance(f, str) else f for f in fields])
     if pg:
         payload = cast(payload, Text)
-    return insert(t).from_select(
-        ["id", "aggregatetype", "aggregateid", "type", "sequence", "created_at", "payload"],
+    return (pg_insert(t) if pg else insert(t)).from_select(
+        ["id", "aggregatetype", "aggregateid", "type", "sequence", "txid", "created_at", "payload"],
         select(
             s.c.id,
             _param("atype"),
             s.c.aid,
             _param("etype"),
             s.c.seq,
+            s.c.tx,
             bindparam("now", type_=t.c.created_at.type),
             payload,
         ),
@@ -259,6 +268,10 @@ def _emit_statement(pg: bool, with_subject: bool) -> Any:
     if stmt is None:
         rows = select(_param("aid").label("aid"))
         stmt = _build_insert(pg, rows, _emit_data(pg), with_subject)
+        if pg:
+            stmt = stmt.on_conflict_do_nothing(
+                index_elements=["aggregatetype", "aggregateid", "sequence"]
+            )
         stmt = stmt.returning(_table().c.payload)
         _EMIT_STATEMENTS[key] = stmt
     return stmt
@@ -310,13 +323,21 @@ def emit(
         raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
     if not isinstance(source, str) or not 0 < len(source) <= 256:
         raise InvalidEventError("source must be a non-empty URI-reference")
-    _lock(session)
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     params = _params(type, aggregate_type, subject, source, utcnow())
     params.update(aid=aid, data=data_json)
-    payloads = conn.execute(_emit_statement(pg, subject is not None), params).scalars().all()
-    return _track(session, list(payloads))[0]
+    stmt = _emit_statement(pg, subject is not None)
+    for _ in range(MAX_ATTEMPTS):
+        payloads = conn.execute(stmt, params).scalars().all()
+        if payloads:
+            return _track(session, list(payloads))[0]
+        # PostgreSQL only: another transaction committed this aggregate's next sequence
+        # while we waited on it; the next statement sees it and takes the one after.
+    raise DatabaseError(
+        f"could not append to aggregate {aggregate_type} after {MAX_ATTEMPTS} attempts: "
+        "other transactions kept taking its next sequence"
+    )
 
 
 def _key_text(col: Any, pg: bool, pk_col: Any) -> ColumnElement[str]:
@@ -413,7 +434,9 @@ def emit_tombstones(
             cast(literal(True), Boolean) if pg else func.json("true"),
         )
 
-    _lock(session)
+    # No ON CONFLICT here: rows are being deleted, so another transaction writing an event
+    # for the same row at the same time is a real conflict; the unique index makes it
+    # fail loudly (IntegrityError) instead of numbering the aggregate twice.
     stmt = _build_insert(pg, rows, build, with_subject=False)
     params = _params(type, aggregate_type, None, SOURCE, now)
     if HOOKS_KEY in session.info:
