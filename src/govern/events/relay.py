@@ -125,20 +125,28 @@ def _position(engine: Engine, name: str) -> tuple[Position, str | None]:
         return (int(row[0]), int(row[1])), row[2]
 
 
-def _after(position: Position) -> ColumnElement[bool]:
+def _after(position: Position, pg: bool) -> ColumnElement[bool]:
+    if not pg:  # txid is always 0: plain ids, which SQLite seeks on directly
+        return OutboxEvent.id > position[1]
     txid, eid = (literal(v, BigInteger) for v in position)
     return tuple_(OutboxEvent.txid, OutboxEvent.id) > tuple_(txid, eid)
 
 
+def _is_pg(conn: Engine | Connection | Session) -> bool:
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    return bind.dialect.name == "postgresql"
+
+
 def _read(engine: Engine, after: Position, limit: int) -> list[OutboxRow]:
     o = OutboxEvent
+    pg = _is_pg(engine)
     stmt = (
         select(o.id, o.aggregatetype, o.aggregateid, o.type, o.created_at, o.payload, o.txid)
-        .where(_after(after))
-        .order_by(o.txid, o.id)
+        .where(_after(after, pg))
+        .order_by(*((o.txid, o.id) if pg else (o.id,)))
         .limit(limit)
     )
-    if engine.dialect.name == "postgresql":
+    if pg:
         # Only rows no open transaction can precede; same statement, same snapshot.
         xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
         stmt = stmt.where(o.txid < cast(cast(xmin, Text), BigInteger))
@@ -147,7 +155,9 @@ def _read(engine: Engine, after: Position, limit: int) -> list[OutboxRow]:
 
 
 def _backlog(conn: Connection | Session, after: Position) -> int:
-    n = conn.execute(select(func.count()).select_from(OutboxEvent).where(_after(after)))
+    n = conn.execute(
+        select(func.count()).select_from(OutboxEvent).where(_after(after, _is_pg(conn)))
+    )
     return int(n.scalar_one())
 
 

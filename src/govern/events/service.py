@@ -56,7 +56,6 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from govern.errors import DatabaseError, InvalidEventError
@@ -221,7 +220,7 @@ def _build_insert(
     payload = json_object(*[_txt(f) if isinstance(f, str) else f for f in fields])
     if pg:
         payload = cast(payload, Text)
-    return (pg_insert(t) if pg else insert(t)).from_select(
+    return insert(t).from_select(
         ["id", "aggregatetype", "aggregateid", "type", "sequence", "txid", "created_at", "payload"],
         select(
             s.c.id,
@@ -260,6 +259,8 @@ def _emit_data(pg: bool) -> Callable[[Any, Callable[..., Any]], ColumnElement[An
 
 
 _EMIT_STATEMENTS: dict[tuple[bool, bool], Any] = {}
+_PG_EMIT_SQL: dict[tuple[type, bool], tuple[str, dict[str, Any]]] = {}
+_ON_CONFLICT = " ON CONFLICT (aggregatetype, aggregateid, sequence) DO NOTHING RETURNING payload"
 
 
 def _emit_statement(pg: bool, with_subject: bool) -> Any:
@@ -268,13 +269,26 @@ def _emit_statement(pg: bool, with_subject: bool) -> Any:
     if stmt is None:
         rows = select(_param("aid").label("aid"))
         stmt = _build_insert(pg, rows, _emit_data(pg), with_subject)
-        if pg:
-            stmt = stmt.on_conflict_do_nothing(
-                index_elements=["aggregatetype", "aggregateid", "sequence"]
-            )
-        stmt = stmt.returning(_table().c.payload)
+        if not pg:
+            stmt = stmt.returning(_table().c.payload)
         _EMIT_STATEMENTS[key] = stmt
     return stmt
+
+
+def _pg_emit_sql(conn: Any, with_subject: bool) -> tuple[str, dict[str, Any]]:
+    """The PostgreSQL emit as driver SQL with ``ON CONFLICT DO NOTHING``, compiled once.
+
+    SQLAlchemy 2.0's PostgreSQL ``insert().on_conflict_do_nothing()`` cannot be cached, so
+    it would be compiled again on every emit (several times the cost of the emit itself);
+    the generic INSERT is compiled once per dialect here and the clause appended.
+    """
+    key = (type(conn.dialect), with_subject)
+    found = _PG_EMIT_SQL.get(key)
+    if found is None:
+        compiled = _emit_statement(True, with_subject).compile(dialect=conn.dialect)
+        found = (compiled.string + _ON_CONFLICT, dict(compiled.params))
+        _PG_EMIT_SQL[key] = found
+    return found
 
 
 def _track(session: Session, payloads: list[str]) -> list[Event]:
@@ -327,9 +341,12 @@ def emit(
     pg = conn.dialect.name == "postgresql"
     params = _params(type, aggregate_type, subject, source, utcnow())
     params.update(aid=aid, data=data_json)
-    stmt = _emit_statement(pg, subject is not None)
+    if not pg:
+        result = conn.execute(_emit_statement(False, subject is not None), params)
+        return _track(session, list(result.scalars()))[0]
+    sql, defaults = _pg_emit_sql(conn, subject is not None)
     for _ in range(MAX_ATTEMPTS):
-        payloads = conn.execute(stmt, params).scalars().all()
+        payloads = [r[0] for r in conn.exec_driver_sql(sql, {**defaults, **params})]
         if payloads:
             return _track(session, list(payloads))[0]
         # PostgreSQL only: another transaction committed this aggregate's next sequence
