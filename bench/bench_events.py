@@ -66,6 +66,66 @@ def _emit_overhead(backend: str, url: str, n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _concurrent_writers(url: str, writers: int, txns: int, work_ms: float) -> list[dict[str, Any]]:
+    """Writers of different aggregates, each holding its transaction ``work_ms`` after emit.
+
+    Peer: the same run behind one transaction-scoped advisory lock taken before the emit,
+    which is how govern serialised event writers before ``core_0011``.
+    """
+    import threading
+
+    from govern import migrations
+    from govern.db import create_engine, transaction
+    from govern.events import emit as emit_event
+
+    migrations.upgrade(url)
+    engine = create_engine(url, pool_size=writers + 2)
+
+    def run(global_lock: bool) -> float:
+        def writer(w: int) -> None:
+            for i in range(txns):
+                with transaction(engine) as s:
+                    if global_lock:
+                        s.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(113868)")
+                    emit_event(
+                        s,
+                        type="govern.dsr.step",
+                        aggregate_type="dsr",
+                        aggregate_id=f"w{w}-{i}",
+                    )
+                    time.sleep(work_ms / 1000)  # the rest of the transaction's work
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return writers * txns / (time.perf_counter() - t0)
+
+    run(False)  # warm up
+    locked = run(True)
+    parallel = run(False)
+    engine.dispose()
+    return [
+        emit(
+            "concurrent_writers_global_lock_postgresql",
+            locked,
+            "txn/s",
+            writers=writers,
+            work_ms=work_ms,
+        ),
+        emit(
+            "concurrent_writers_postgresql",
+            parallel,
+            "txn/s",
+            writers=writers,
+            work_ms=work_ms,
+            ratio=round(parallel / locked, 3),
+        ),
+    ]
+
+
 def _relay_throughput(url: str, n: int) -> list[dict[str, Any]]:
     from govern import migrations
     from govern.db import create_engine, transaction
@@ -113,4 +173,5 @@ def run() -> list[dict[str, Any]]:
     with postgres_url() as pg:
         if pg is not None:
             rows += _emit_overhead("postgresql", pg, 500)
+            rows += _concurrent_writers(pg, 4, 50, 5.0)
     return rows

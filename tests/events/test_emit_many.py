@@ -161,3 +161,68 @@ def test_hooks_see_the_batch_after_commit(engine: Engine) -> None:
         assert seen == []
     assert [r.sequence for r in _rows(engine)] == [q for _, q in seen]
     assert [r.id for r in _rows(engine)] == [i for i, _ in seen]
+
+
+@pytest.mark.postgres
+def test_emit_many_on_postgres_orders_like_emit_and_waits_for_a_concurrent_writer(
+    databases: Any,
+) -> None:
+    """Rows carry the writer's txid (the relay's order), and a batch touching an aggregate
+    that another open transaction is appending to waits, then numbers after it."""
+    import threading
+
+    from sqlalchemy import select
+
+    from govern.db import create_engine, transaction
+    from govern.events import emit, emit_many
+    from govern.events.models import OutboxEvent
+
+    engine = create_engine(databases.migrated("postgresql"))
+    try:
+        first = transaction(engine)
+        s1 = first.__enter__()
+        emit(s1, type="govern.test.one", aggregate_type="t", aggregate_id="x")
+        done: list[int] = []
+
+        def batch() -> None:
+            with transaction(engine) as s2:
+                done.append(
+                    emit_many(
+                        s2,
+                        [
+                            {"type": "govern.test.two", "aggregate_type": "t", "aggregate_id": "x"},
+                            {"type": "govern.test.two", "aggregate_type": "t", "aggregate_id": "y"},
+                            {
+                                "type": "govern.test.three",
+                                "aggregate_type": "t",
+                                "aggregate_id": "x",
+                            },
+                        ],
+                    )
+                )
+
+        worker = threading.Thread(target=batch)
+        worker.start()
+        worker.join(1.0)
+        assert worker.is_alive(), "the batch must wait for the open writer of aggregate x"
+        first.__exit__(None, None, None)
+        worker.join(30)
+        assert done == [3]
+        with transaction(engine) as s:
+            rows = s.execute(
+                select(
+                    OutboxEvent.aggregateid,
+                    OutboxEvent.sequence,
+                    OutboxEvent.type,
+                    OutboxEvent.txid,
+                ).order_by(OutboxEvent.txid, OutboxEvent.id)
+            ).all()
+        assert [(r[0], r[1], r[2]) for r in rows] == [
+            ("x", 1, "govern.test.one"),
+            ("x", 2, "govern.test.two"),
+            ("y", 1, "govern.test.two"),
+            ("x", 3, "govern.test.three"),
+        ]
+        assert all(r[3] > 0 for r in rows)
+    finally:
+        engine.dispose()

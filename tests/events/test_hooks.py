@@ -92,3 +92,37 @@ def test_bad_patterns_are_refused(pattern: str) -> None:
 def test_unbounded_retries_are_refused() -> None:
     with pytest.raises(InvalidEventError, match="retries"):
         HookRegistry().register("*", lambda ev: None, retries=1000)
+
+
+def test_released_savepoint_events_run_once_after_the_real_commit(engine: Engine) -> None:
+    """Releasing a savepoint is not a commit: its events wait for (and survive to) the real one."""
+    hooks = HookRegistry()
+    seen: list[str] = []
+    hooks.register("*", lambda ev: seen.append(ev.aggregate_id))
+    factory = session_factory(engine)
+    hooks.attach(factory)
+    with factory() as s:
+        with s.begin():
+            with s.begin_nested():
+                _emit(s, agg="kept-1")
+            assert seen == []  # released, not committed
+            with s.begin_nested():
+                _emit(s, agg="kept-2")
+                with s.begin_nested() as inner:
+                    _emit(s, agg="dropped-inner")
+                    inner.rollback()
+            with s.begin_nested() as sp:
+                _emit(s, agg="dropped")
+                sp.rollback()
+            _emit(s, agg="kept-3")
+            assert seen == []
+        assert sorted(seen) == ["kept-1", "kept-2", "kept-3"]
+        # an outer rollback drops even released savepoints' events
+        s.begin()
+        with s.begin_nested():
+            _emit(s, agg="outer-rolled-back")
+        s.rollback()
+        # a fresh transaction in the same session starts clean
+        with s.begin():
+            _emit(s, agg="kept-4")
+    assert sorted(seen) == ["kept-1", "kept-2", "kept-3", "kept-4"]

@@ -11,8 +11,13 @@ Hooks run in the committing thread once the transaction has committed, one after
 other and isolated: a hook that raises neither stops the others nor undoes the change.
 A failure is logged (hook name, event id and type, exception class; never the event's
 data or the exception's message, which may carry personal data) and retried up to
-``retries`` more times. Events emitted in a savepoint that was rolled back are not
-dispatched: before running hooks the registry checks which event ids really committed.
+``retries`` more times.
+
+Which events committed is followed per transaction, not asked of the database: an event
+is filed under the savepoint (or root transaction) it was emitted in; releasing a
+savepoint moves its events to the enclosing one, rolling it back drops them, and only the
+end of a committed *outermost* transaction dispatches. SQLAlchemy's ``after_commit`` also
+fires when a savepoint is released, so it alone cannot tell a real commit.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from govern.errors import InvalidEventError
@@ -35,6 +40,7 @@ from govern.events.service import HOOKS_KEY, PENDING_KEY
 log = logging.getLogger("govern.events.hooks")
 
 Hook = Callable[[Event], object]
+_COMMITTED_KEY = "govern.events.committed"
 PATTERN = re.compile(r"(govern|\*)(\.([a-z][a-z0-9_]*|\*))*")
 
 
@@ -150,41 +156,33 @@ class HookRegistry:
         return False
 
 
-def _committed_ids(session: Session, ids: list[int]) -> set[int]:
-    from govern.events.models import OutboxEvent
-
-    bind = session.get_bind()
-    engine: Any = getattr(bind, "engine", bind)
-    found: set[int] = set()
-    with engine.connect() as conn:
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            found.update(
-                conn.execute(select(OutboxEvent.id).where(OutboxEvent.id.in_(chunk))).scalars()
-            )
-    return found
+def _boundary(transaction: Any) -> Any:
+    """The savepoint or root transaction whose fate ``transaction``'s work shares."""
+    while transaction.parent is not None and not transaction.nested:
+        transaction = transaction.parent
+    return transaction
 
 
 def _after_commit(session: Session) -> None:
-    pending: list[Event] = session.info.pop(PENDING_KEY, None) or []
-    registry = session.info.get(HOOKS_KEY)
-    if not pending or not isinstance(registry, HookRegistry):
-        return
-    # SQLite may hand a rolled-back savepoint's id out again: the later event wins.
-    latest = {ev.id: ev for ev in pending}
-    wanted = [ev for ev in latest.values() if registry.matching(ev.type)]
-    if not wanted:
-        return
-    try:
-        committed = _committed_ids(session, [ev.id for ev in wanted])
-    except Exception as exc:  # after commit nothing may propagate
-        log.error("hooks skipped: cannot confirm committed events (%s)", type(exc).__name__)
-        return
-    registry.dispatch([ev for ev in wanted if ev.id in committed])
+    # Fires for the root commit and for every savepoint release; the transaction that
+    # committed is the innermost savepoint, else the root. Remember it for the end event.
+    session.info[_COMMITTED_KEY] = session.get_nested_transaction() or session.get_transaction()
 
 
 def _after_transaction_end(session: Session, transaction: Any) -> None:
-    # After a commit, _after_commit has already taken the pending events; whatever is left
-    # when the outermost transaction ends was rolled back.
-    if transaction.parent is None:
-        session.info.pop(PENDING_KEY, None)
+    if transaction.parent is not None and not transaction.nested:
+        return  # an internal subtransaction (a flush): its savepoint or root decides
+    committed = session.info.get(_COMMITTED_KEY) is transaction
+    if committed:
+        del session.info[_COMMITTED_KEY]
+    pending: dict[Any, list[Event]] | None = session.info.get(PENDING_KEY)
+    events = pending.pop(transaction, None) if pending else None
+    if not committed or not events:
+        return  # rolled back (or nothing emitted): these events never happened
+    if transaction.parent is not None:  # a released savepoint: the outer transaction decides
+        assert pending is not None
+        pending.setdefault(_boundary(transaction.parent), []).extend(events)
+        return
+    registry = session.info.get(HOOKS_KEY)
+    if isinstance(registry, HookRegistry):
+        registry.dispatch(events)

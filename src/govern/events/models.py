@@ -27,13 +27,17 @@ SINKS_TABLE = "event_sinks"
 class OutboxEvent(CoreBase):
     """One CloudEvent, appended in the transaction of the change it describes.
 
-    ``id`` grows in commit order (see :func:`govern.events.emit`), ``sequence`` counts
-    1, 2, 3... per aggregate without gaps; ``payload`` is the CloudEvents 1.0 JSON text.
+    ``sequence`` counts 1, 2, 3... per aggregate without gaps; ``payload`` is the
+    CloudEvents 1.0 JSON text. Sinks take events in ``(txid, id)`` order: on PostgreSQL
+    ``txid`` is the writing transaction's id (raised to the aggregate's previous event's
+    ``txid`` if lower), which lets the relay read only what no open transaction can still
+    precede (see :mod:`govern.events.service`); on SQLite it is 0 and the order is ``id``.
     """
 
     __tablename__ = OUTBOX_TABLE
     __table_args__ = (
         Index(None, "aggregatetype", "aggregateid", "sequence", unique=True),
+        Index(None, "txid", "id"),
         {
             "info": governed(
                 owner="team-governance",
@@ -51,6 +55,7 @@ class OutboxEvent(CoreBase):
     aggregateid: Mapped[str] = mapped_column(String(128))
     type: Mapped[str] = mapped_column(String(128))
     sequence: Mapped[int] = mapped_column(BigInteger)
+    txid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     payload: Mapped[str] = mapped_column(
         Text, info=not_personal("CloudEvents carrying keys and categories, never personal values")
@@ -58,7 +63,11 @@ class OutboxEvent(CoreBase):
 
 
 class EventSink(CoreBase):
-    """A sink's delivery position (the last outbox id it has acknowledged) and its lease."""
+    """A sink's delivery position and its lease.
+
+    The position is the ``(position_txid, position)`` = ``(txid, id)`` of the last outbox
+    event the sink acknowledged; ``position`` alone is that event's id.
+    """
 
     __tablename__ = SINKS_TABLE
     __table_args__ = (
@@ -74,6 +83,7 @@ class EventSink(CoreBase):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, default=0)
+    position_txid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     delivered: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

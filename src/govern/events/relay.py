@@ -5,6 +5,13 @@ position, hands them to the sink, and only then moves the position (in its own s
 transaction). A relay killed between the two re-sends that batch on its next run; it
 never skips. Consumers deduplicate by the CloudEvents ``id`` (the outbox id).
 
+Order is ``(txid, id)`` and a position is the pair of the last event taken. On PostgreSQL
+the relay reads only rows whose ``txid`` is below the oldest transaction still open
+(``pg_snapshot_xmin`` of the reading statement's own snapshot): those rows are final, and
+any row committed later has a ``txid`` at or above that bound, so it sorts after them.
+An open transaction therefore holds back the events of younger transactions until it
+ends; it never makes the relay skip its own. On SQLite ``txid`` is 0: plain id order.
+
 One relay at a time delivers to a sink: a lease row in ``event_sinks`` (owner, expiry)
 is taken before delivering and renewed with every position update, and the update is
 fenced on the owner and the old position, so a relay that lost its lease, or a sink that
@@ -23,7 +30,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -59,7 +77,7 @@ def _ensure_row(conn: Connection, name: str) -> None:
             with conn.begin_nested():
                 conn.execute(
                     EventSink.__table__.insert().values(  # type: ignore[attr-defined]
-                        name=name, position=0, delivered=0, updated_at=utcnow()
+                        name=name, position=0, position_txid=0, delivered=0, updated_at=utcnow()
                     )
                 )
         except IntegrityError:
@@ -94,28 +112,52 @@ def _release(engine: Engine, name: str, owner: str) -> None:
         )
 
 
-def _position(engine: Engine, name: str) -> tuple[int, str | None]:
+Position = tuple[int, int]  # (txid, id) of the last event a sink took
+
+
+def _position(engine: Engine, name: str) -> tuple[Position, str | None]:
     with engine.connect() as conn:
         row = conn.execute(
-            select(EventSink.position, EventSink.lease_owner).where(EventSink.name == name)
+            select(EventSink.position_txid, EventSink.position, EventSink.lease_owner).where(
+                EventSink.name == name
+            )
         ).one()
-        return int(row[0]), row[1]
+        return (int(row[0]), int(row[1])), row[2]
 
 
-def _read(engine: Engine, after: int, limit: int) -> list[OutboxRow]:
+def _after(position: Position, pg: bool) -> ColumnElement[bool]:
+    if not pg:  # txid is always 0: plain ids, which SQLite seeks on directly
+        return OutboxEvent.id > position[1]
+    txid, eid = (literal(v, BigInteger) for v in position)
+    return tuple_(OutboxEvent.txid, OutboxEvent.id) > tuple_(txid, eid)
+
+
+def _is_pg(conn: Engine | Connection | Session) -> bool:
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    return bind.dialect.name == "postgresql"
+
+
+def _read(engine: Engine, after: Position, limit: int) -> list[OutboxRow]:
     o = OutboxEvent
+    pg = _is_pg(engine)
     stmt = (
-        select(o.id, o.aggregatetype, o.aggregateid, o.type, o.created_at, o.payload)
-        .where(o.id > after)
-        .order_by(o.id)
+        select(o.id, o.aggregatetype, o.aggregateid, o.type, o.created_at, o.payload, o.txid)
+        .where(_after(after, pg))
+        .order_by(*((o.txid, o.id) if pg else (o.id,)))
         .limit(limit)
     )
+    if pg:
+        # Only rows no open transaction can precede; same statement, same snapshot.
+        xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+        stmt = stmt.where(o.txid < cast(cast(xmin, Text), BigInteger))
     with engine.connect() as conn:
         return [OutboxRow(*r) for r in conn.execute(stmt).all()]
 
 
-def _backlog(conn: Connection | Session, after: int) -> int:
-    n = conn.execute(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.id > after))
+def _backlog(conn: Connection | Session, after: Position) -> int:
+    n = conn.execute(
+        select(func.count()).select_from(OutboxEvent).where(_after(after, _is_pg(conn)))
+    )
     return int(n.scalar_one())
 
 
@@ -123,8 +165,8 @@ def _save(
     engine: Engine,
     name: str,
     owner: str,
-    old: int,
-    new: int,
+    old: Position,
+    new: Position,
     count: int,
     lease: float,
     error: str | None,
@@ -132,7 +174,8 @@ def _save(
     """Move the position from ``old`` to ``new`` if we still hold the lease; False if not."""
     now = utcnow()
     values: dict[str, object] = {
-        "position": new,
+        "position_txid": new[0],
+        "position": new[1],
         "delivered": EventSink.delivered + count,
         "lease_until": now + dt.timedelta(seconds=lease),
         "updated_at": now,
@@ -145,7 +188,10 @@ def _save(
         res = conn.execute(
             update(EventSink)
             .where(
-                EventSink.name == name, EventSink.lease_owner == owner, EventSink.position == old
+                EventSink.name == name,
+                EventSink.lease_owner == owner,
+                EventSink.position_txid == old[0],
+                EventSink.position == old[1],
             )
             .values(**values)
         )
@@ -176,7 +222,7 @@ def _drain(
             return total
         batch = _read(engine, position, batch_size)
         if not batch:
-            st.run.position = position
+            st.run.position = position[1]
             return total
         error: str | None = None
         taken = len(batch)
@@ -187,7 +233,7 @@ def _drain(
             error = str(exc)
         except GovernError as exc:
             taken, error = 0, f"sink {st.name}: {exc}"
-        new = batch[taken - 1].id if taken else position
+        new = (batch[taken - 1].txid, batch[taken - 1].id) if taken else position
         if not _save(engine, st.name, owner, position, new, taken, lease, error):
             # Rewound by replay (continue from there) or the lease was lost (stop).
             _, holder = _position(engine, st.name)
@@ -198,7 +244,7 @@ def _drain(
             continue
         total += taken
         st.run.delivered += taken
-        st.run.position = new
+        st.run.position = new[1]
         if error is not None:
             st.run.error = error
             log.warning("%s", error)
@@ -254,7 +300,7 @@ def relay(
                 if not _acquire(engine, st.name, me, lease_seconds):
                     st.held = False
                     st.run.skipped = "another relay holds the lease"
-                    st.run.position = _position(engine, st.name)[0]
+                    st.run.position = _position(engine, st.name)[0][1]
                     continue
                 st.held, st.run.skipped = True, None
                 n = _drain(
@@ -280,8 +326,9 @@ def relay(
             st.sink.close()
     with engine.connect() as conn:
         for st in states:
-            st.run.position = _position(engine, st.name)[0]
-            st.run.backlog = _backlog(conn, st.run.position)
+            position = _position(engine, st.name)[0]
+            st.run.position = position[1]
+            st.run.backlog = _backlog(conn, position)
     return RelayReport(sinks=[st.run for st in states])
 
 
@@ -292,12 +339,12 @@ def status(session: Session, sinks: Mapping[str, SinkConfig]) -> CdcStatusReport
     out = []
     for name, cfg in sorted(sinks.items()):
         row = rows.get(name)
-        position = row.position if row else 0
+        position = (row.position_txid, row.position) if row else (0, 0)
         out.append(
             SinkStatus(
                 sink=name,
                 kind=cfg.kind,
-                position=position,
+                position=position[1],
                 backlog=_backlog(session, position),
                 delivered=row.delivered if row else 0,
                 last_error=row.last_error if row else None,
@@ -314,7 +361,10 @@ def replay(
 ) -> ReplayResult:
     """Rewind ``sink`` so that the next relay delivers again every event from ``from_id`` on.
 
-    Only rewinds: moving a position forward would skip events, so it is refused.
+    The sink goes back to just before the first, in delivery order, of the events whose
+    id is ``from_id`` or more (on PostgreSQL that may re-send a few lower ids too: at
+    least once). Only rewinds: moving a position forward would skip events, so it is
+    refused.
 
     Raises:
         UnknownSinkError: the sink is not configured.
@@ -324,21 +374,27 @@ def replay(
     if from_id < 1:
         raise UsageError("--from must be an outbox id of 1 or more")
     row = session.get(EventSink, sink)
-    previous = row.position if row is not None else 0
-    if from_id - 1 > previous:
+    previous: Position = (row.position_txid, row.position) if row is not None else (0, 0)
+    o = OutboxEvent
+    first = session.execute(
+        select(o.txid, o.id).where(o.id >= from_id).order_by(o.txid, o.id).limit(1)
+    ).first()
+    target: Position = (int(first[0]), int(first[1]) - 1) if first else (previous[0], from_id - 1)
+    if target > previous:
         raise UsageError(
-            f"sink {sink} is at position {previous}; replay only rewinds "
-            f"(--from at most {previous + 1}), use `govern cdc relay` to go forward"
+            f"sink {sink} is at position {previous[1]}; replay only rewinds "
+            f"(--from {from_id} would skip events it has not taken), "
+            "use `govern cdc relay` to go forward"
         )
     if row is None:
-        row = EventSink(name=sink, position=0, delivered=0, updated_at=utcnow())
+        row = EventSink(name=sink, position=0, position_txid=0, delivered=0, updated_at=utcnow())
         session.add(row)
-    row.position = from_id - 1
+    row.position_txid, row.position = target
     row.updated_at = utcnow()
     session.flush()
     return ReplayResult(
         sink=sink,
-        previous_position=previous,
+        previous_position=previous[1],
         position=row.position,
-        backlog=_backlog(session, row.position),
+        backlog=_backlog(session, target),
     )

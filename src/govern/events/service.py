@@ -1,13 +1,25 @@
 """Appending events to the outbox, in the caller's transaction (never committing).
 
-Ordering. Sinks remember a single position (the last outbox id delivered), which is only
-safe if ids become visible in increasing order. On PostgreSQL a sequence hands out ids at
-insert time, not at commit, so a transaction that inserted id 10 can commit after one
-that inserted id 11 and a relay would skip 10. govern therefore takes a transaction-scoped
-advisory lock before it appends, so event-writing transactions commit one at a time from
-their first event on and ids are visible in order. On SQLite the database write lock does
-the same. The per-aggregate ``sequence`` is computed under that lock in the INSERT itself,
-so it is gap-free and ordered under concurrent writers.
+Ordering. Sinks remember a position and must never skip an event that commits later.
+On PostgreSQL ids come from a sequence at insert time, not at commit, so a transaction
+holding id 10 may commit after one holding id 11: "id > position" alone would skip 10.
+Rather than making every event writer in the database wait for the others (one global
+lock, as govern did up to core_0011), each row records ``txid``: the writing
+transaction's id (``pg_current_xact_id()``), raised to the ``txid`` of the aggregate's
+previous event when that is higher. Sinks take events in ``(txid, id)`` order and the
+relay reads only rows with ``txid`` below the oldest transaction still open in its
+snapshot (``pg_snapshot_xmin``): every open or future transaction has an id at or above
+that bound, so nothing can later appear before what the relay has read. See
+``docs/events.md``.
+
+Per-aggregate order. ``sequence`` is the aggregate's last sequence plus one, computed in
+the INSERT; the unique index on (aggregatetype, aggregateid, sequence) is the arbiter of
+``ON CONFLICT DO NOTHING``. A second writer of the same aggregate therefore waits for the
+first to finish (PostgreSQL waits on the conflicting row), then, if it committed, finds
+nothing inserted and tries again with a new statement that sees it: the sequence stays
+gap-free, and both ``txid`` and ``id`` grow with it, so ``(txid, id)`` order is sequence
+order within an aggregate. Writers of different aggregates never wait for each other.
+On SQLite the database write lock serialises writers, ``txid`` is 0 and order is ``id``.
 
 The CloudEvent JSON is built by the database in the same INSERT (``json_object`` on SQLite,
 ``json_build_object`` on PostgreSQL), because only there is the new id known; one
@@ -46,7 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.orm import Session
 
-from govern.errors import InvalidEventError
+from govern.errors import DatabaseError, InvalidEventError
 from govern.events.models import OUTBOX_TABLE, OutboxEvent
 from govern.events.schemas import Event
 from govern.types.utc import utcnow
@@ -54,12 +66,11 @@ from govern.types.utc import utcnow
 EVENT_TYPE = re.compile(r"govern(?:\.[a-z][a-z0-9_]*){2,}")
 AGGREGATE_TYPE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 SOURCE = "/govern"
-ADVISORY_LOCK_KEY = 0x676F7665726E  # "govern": serialises outbox appends on PostgreSQL
 PG_ID_SEQUENCE = f"{OUTBOX_TABLE}_id_seq"
 
 HOOKS_KEY = "govern.events.hooks"
 PENDING_KEY = "govern.events.pending"
-_LOCKED_KEY = "govern.events.locked"
+MAX_ATTEMPTS = 1000  # each retry follows another writer's commit to the same aggregate
 _SQLITE_SEQUENCE = table("sqlite_sequence", column("name", Text), column("seq", BigInteger))
 
 
@@ -138,18 +149,6 @@ def _table() -> Table:
     return table
 
 
-def _lock(session: Session) -> None:
-    """Take the outbox's advisory lock once per (sub)transaction on PostgreSQL."""
-    conn = session.connection()
-    if conn.dialect.name != "postgresql":
-        return
-    current = session.get_nested_transaction() or session.get_transaction()
-    if session.info.get(_LOCKED_KEY) is current:
-        return
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
-    session.info[_LOCKED_KEY] = current
-
-
 def _txt(value: Any) -> ColumnElement[str]:
     return cast(literal(value, Text), Text)
 
@@ -174,14 +173,17 @@ def _build_insert(
     o = _table().alias("o")
     t = _table()
     src = rows.subquery("src")
-    seq = (
-        select(func.coalesce(func.max(o.c.sequence), 0) + 1)
-        .where(o.c.aggregatetype == _param("atype"), o.c.aggregateid == src.c.aid)
-        .scalar_subquery()
-    )
+    same = (o.c.aggregatetype == _param("atype"), o.c.aggregateid == src.c.aid)
+    seq = select(func.coalesce(func.max(o.c.sequence), 0) + 1).where(*same).scalar_subquery()
     if pg:
         new_id: ColumnElement[Any] = func.nextval(PG_ID_SEQUENCE)
         json_object: Callable[..., Any] = func.json_build_object
+        # Never below the aggregate's previous event, so (txid, id) order is sequence order.
+        last = select(o.c.txid).where(*same).order_by(o.c.sequence.desc()).limit(1)
+        txid: ColumnElement[Any] = func.greatest(
+            cast(cast(func.pg_current_xact_id(), Text), BigInteger),
+            func.coalesce(last.scalar_subquery(), 0),
+        )
     else:
         # AUTOINCREMENT's high-water mark, so pruned ids are never reused.
         base = (
@@ -192,7 +194,12 @@ def _build_insert(
         top = select(func.coalesce(func.max(o.c.id), 0)).scalar_subquery()
         new_id = func.max(base, top) + func.row_number().over(order_by=src.c.aid)
         json_object = func.json_object
-    s = select(new_id.label("id"), seq.label("seq"), *src.c).cte("s").prefix_with("MATERIALIZED")
+        txid = literal(0, BigInteger)
+    s = (
+        select(new_id.label("id"), seq.label("seq"), txid.label("tx"), *src.c)
+        .cte("s")
+        .prefix_with("MATERIALIZED")
+    )
     fields: list[Any] = [
         "specversion",
         _txt("1.0"),
@@ -223,13 +230,14 @@ def _build_insert(
     if pg:
         payload = cast(payload, Text)
     return insert(t).from_select(
-        ["id", "aggregatetype", "aggregateid", "type", "sequence", "created_at", "payload"],
+        ["id", "aggregatetype", "aggregateid", "type", "sequence", "txid", "created_at", "payload"],
         select(
             s.c.id,
             _param("atype"),
             s.c.aid,
             _param("etype"),
             s.c.seq,
+            s.c.tx,
             bindparam("now", type_=t.c.created_at.type),
             payload,
         ),
@@ -260,6 +268,8 @@ def _emit_data(pg: bool) -> Callable[[Any, Callable[..., Any]], ColumnElement[An
 
 
 _EMIT_STATEMENTS: dict[tuple[bool, bool], Any] = {}
+_PG_EMIT_SQL: dict[tuple[type, bool], tuple[str, dict[str, Any]]] = {}
+_ON_CONFLICT = " ON CONFLICT (aggregatetype, aggregateid, sequence) DO NOTHING RETURNING payload"
 
 
 def _emit_statement(pg: bool, with_subject: bool) -> Any:
@@ -268,15 +278,36 @@ def _emit_statement(pg: bool, with_subject: bool) -> Any:
     if stmt is None:
         rows = select(_param("aid").label("aid"))
         stmt = _build_insert(pg, rows, _emit_data(pg), with_subject)
-        stmt = stmt.returning(_table().c.payload)
+        if not pg:
+            stmt = stmt.returning(_table().c.payload)
         _EMIT_STATEMENTS[key] = stmt
     return stmt
+
+
+def _pg_emit_sql(conn: Any, with_subject: bool) -> tuple[str, dict[str, Any]]:
+    """The PostgreSQL emit as driver SQL with ``ON CONFLICT DO NOTHING``, compiled once.
+
+    SQLAlchemy 2.0's PostgreSQL ``insert().on_conflict_do_nothing()`` cannot be cached, so
+    it would be compiled again on every emit (several times the cost of the emit itself);
+    the generic INSERT is compiled once per dialect here and the clause appended.
+    """
+    key = (type(conn.dialect), with_subject)
+    found = _PG_EMIT_SQL.get(key)
+    if found is None:
+        compiled = _emit_statement(True, with_subject).compile(dialect=conn.dialect)
+        found = (compiled.string + _ON_CONFLICT, dict(compiled.params))
+        _PG_EMIT_SQL[key] = found
+    return found
 
 
 def _track(session: Session, payloads: list[str]) -> list[Event]:
     out = [Event.from_payload(p) for p in payloads]
     if HOOKS_KEY in session.info:
-        session.info.setdefault(PENDING_KEY, []).extend(out)
+        # Filed under the innermost savepoint (or the root transaction): hooks move them up
+        # when it is released and drop them when it rolls back.
+        boundary = session.get_nested_transaction() or session.get_transaction()
+        pending = session.info.setdefault(PENDING_KEY, {})
+        pending.setdefault(boundary, []).extend(out)
     return out
 
 
@@ -315,13 +346,24 @@ def emit(
         raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
     if not isinstance(source, str) or not 0 < len(source) <= 256:
         raise InvalidEventError("source must be a non-empty URI-reference")
-    _lock(session)
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     params = _params(type, aggregate_type, subject, source, utcnow())
     params.update(aid=aid, data=data_json)
-    payloads = conn.execute(_emit_statement(pg, subject is not None), params).scalars().all()
-    return _track(session, list(payloads))[0]
+    if not pg:
+        result = conn.execute(_emit_statement(False, subject is not None), params)
+        return _track(session, list(result.scalars()))[0]
+    sql, defaults = _pg_emit_sql(conn, subject is not None)
+    for _ in range(MAX_ATTEMPTS):
+        payloads = [r[0] for r in conn.exec_driver_sql(sql, {**defaults, **params})]
+        if payloads:
+            return _track(session, list(payloads))[0]
+        # PostgreSQL only: another transaction committed this aggregate's next sequence
+        # while we waited on it; the next statement sees it and takes the one after.
+    raise DatabaseError(
+        f"could not append to aggregate {aggregate_type} after {MAX_ATTEMPTS} attempts: "
+        "other transactions kept taking its next sequence"
+    )
 
 
 def _key_text(col: Any, pg: bool, pk_col: Any) -> ColumnElement[str]:
@@ -418,7 +460,9 @@ def emit_tombstones(
             cast(literal(True), Boolean) if pg else func.json("true"),
         )
 
-    _lock(session)
+    # No ON CONFLICT here: rows are being deleted, so another transaction writing an event
+    # for the same row at the same time is a real conflict; the unique index makes it
+    # fail loudly (IntegrityError) instead of numbering the aggregate twice.
     stmt = _build_insert(pg, rows, build, with_subject=False)
     params = _params(type, aggregate_type, None, SOURCE, now)
     if HOOKS_KEY in session.info:
@@ -477,14 +521,21 @@ _MANY_PG = "".join(
         "FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(value, ord)), ",
         "s AS MATERIALIZED (SELECT src.*, ",
         _MANY_SEQ,
-        " AS seq FROM src ORDER BY src.ord), ",
+        " AS seq, ",
+        # As emit: the writer's transaction id, never below the aggregate's previous event's,
+        # so that (txid, id) order is sequence order and the relay never skips a row.
+        "greatest(CAST(CAST(pg_current_xact_id() AS text) AS bigint), coalesce((SELECT o.txid ",
+        "FROM {t} o WHERE o.aggregatetype = src.atype AND o.aggregateid = src.aid ",
+        "ORDER BY o.sequence DESC LIMIT 1), 0)) AS tx FROM src ORDER BY src.ord), ",
         "n AS MATERIALIZED (SELECT nextval('{seq}') AS id, s.* FROM s) ",
-        "INSERT INTO {t} (id, aggregatetype, aggregateid, type, sequence, created_at, payload) ",
-        "SELECT id, atype, aid, etype, seq, :now, CAST(CASE WHEN subject IS NULL THEN ",
+        "INSERT INTO {t} (id, aggregatetype, aggregateid, type, sequence, txid, created_at, ",
+        "payload) SELECT id, atype, aid, etype, seq, tx, :now, ",
+        "CAST(CASE WHEN subject IS NULL THEN ",
         _MANY_PAYLOAD.format(obj="json_build_object", subject="", data="data"),
         " ELSE ",
         _MANY_PAYLOAD.format(obj="json_build_object", subject="'subject', subject, ", data="data"),
-        " END AS text) FROM n ORDER BY id RETURNING {ret}",
+        " END AS text) FROM n ORDER BY id ",
+        "ON CONFLICT (aggregatetype, aggregateid, sequence) DO NOTHING RETURNING {ret}",
     )
 )
 _MANY_STATEMENTS: dict[tuple[bool, str], Any] = {}
@@ -550,15 +601,35 @@ def emit_many(session: Session, events: Iterable[Mapping[str, Any]]) -> int:
         rows.append(f"{head[:-1]},{_data_json(item.get('data'))}]")
     if not rows:
         return 0
-    _lock(session)
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     now = utcnow()
     params = {"rows": f"[{','.join(rows)}]", "ctime": cloudevent_time(now)}
     params["now"] = now  # type: ignore[assignment]
-    if HOOKS_KEY in session.info:
-        payloads = conn.execute(_many_statement(pg, "payload"), params).scalars().all()
-        out = sorted((Event.from_payload(p) for p in payloads), key=lambda e: e.id)
-        session.info.setdefault(PENDING_KEY, []).extend(out)
-        return len(out)
-    return len(conn.execute(_many_statement(pg, "id"), params).all())
+    hooked = HOOKS_KEY in session.info
+    stmt = _many_statement(pg, "payload" if hooked else "id")
+    if not pg:
+        written = conn.execute(stmt, params).scalars().all()
+    else:
+        written = _emit_many_pg(session, stmt, params, len(rows))
+    if hooked:
+        _track(session, sorted(written, key=lambda p: Event.from_payload(p).id))
+    return len(written)
+
+
+def _emit_many_pg(session: Session, stmt: Any, params: dict[str, Any], n: int) -> list[Any]:
+    """Run the batch under a savepoint; when a concurrent writer took one of its aggregates'
+    next sequence (a row skipped by ``ON CONFLICT DO NOTHING``, after waiting for that
+    writer), roll the whole batch back and run it again, so that every aggregate's events
+    stay numbered in the order given."""
+    for _ in range(MAX_ATTEMPTS):
+        savepoint = session.begin_nested()
+        written = list(session.connection().execute(stmt, params).scalars())
+        if len(written) == n:
+            savepoint.commit()
+            return written
+        savepoint.rollback()
+    raise DatabaseError(
+        f"could not append a batch of {n} events after {MAX_ATTEMPTS} attempts: other "
+        "transactions kept taking the next sequence of its aggregates"
+    )

@@ -54,6 +54,7 @@ class OutboxRow:
     type: str
     created_at: dt.datetime
     payload: str
+    txid: int = 0  # with id, the delivery order (see govern.events.service)
 
 
 class Sink(Protocol):
