@@ -10,7 +10,13 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── UnknownRevisionError
     │   ├── DependentDomainError   rolling back a domain others depend on
     │   ├── UnknownSubjectError    no data subject with that id
-    │   └── UnknownHoldError       no legal hold with that id
+    │   ├── UnknownHoldError       no legal hold with that id
+    │   └── DsrError               a data-subject request cannot proceed as asked
+    │       ├── UnknownRequestError     no request with that id
+    │       ├── IllegalTransitionError  the state machine forbids that move
+    │       ├── VerificationError       wrong or expired code, or too many attempts
+    │       ├── DeadlineError           an extension too late or a second one
+    │       └── RectificationError      a correction fails validation
     ├── DatabaseError              the database cannot be reached or used (exit 2)
     └── MigrationError             a migration could not run (exit 2)
 
@@ -53,6 +59,30 @@ class UnknownSubjectError(UsageError):
 
 class UnknownHoldError(UsageError):
     """No legal hold with that id."""
+
+
+class DsrError(UsageError):
+    """A data-subject request cannot proceed as asked."""
+
+
+class UnknownRequestError(DsrError):
+    """No data-subject request with that id."""
+
+
+class IllegalTransitionError(DsrError):
+    """The request's state machine does not allow that transition."""
+
+
+class VerificationError(DsrError):
+    """A wrong or expired verification code, or too many attempts (each is counted)."""
+
+
+class DeadlineError(DsrError):
+    """An extension after the deadline passed, or a second extension."""
+
+
+class RectificationError(DsrError):
+    """A correction names a column that cannot be rectified or a value that fails validation."""
 
 
 class DatabaseError(GovernError):

@@ -1,0 +1,412 @@
+"""Plans and their execution: which rows of which tables a request reads or changes.
+
+A plan is a list of steps, one per table (plus a final ``package`` step for access and
+portability). :func:`build_plan` computes it without changing anything; the worker stores
+it and runs it step by step, each step in its own transaction with its checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Date,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from govern.datamap.actions import PSEUDONYM, TableActions, actions_for
+from govern.errors import RectificationError
+
+STAGING = ".staging"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class PlannedStep:
+    table: str | None
+    action: str
+    columns: list[str]
+    rows: int
+    exception: str | None = None
+
+
+@dataclass
+class Plan:
+    steps: list[PlannedStep] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+
+
+def linked_tables(metadata: MetaData) -> list[tuple[Table, TableActions]]:
+    """Tables that link to subjects and have DSR actions, parents before children."""
+    out = []
+    for t in metadata.sorted_tables:
+        a = actions_for(t.name)
+        if a is not None and t.info.get("subject_link"):
+            out.append((t, a))
+    return out
+
+
+def subject_filter(table: Table, subject_id: uuid.UUID) -> ColumnElement[bool]:
+    """The WHERE clause selecting ``table``'s rows of one subject, following its subject_link."""
+    link = str(table.info["subject_link"])
+    if "->" not in link:
+        return table.c[link] == subject_id
+    local, target = (p.strip() for p in link.split("->", 1))
+    target_table, target_col = target.split(".", 1)
+    parent = table.metadata.tables[target_table]
+    fk = next(f for f in table.c[local].foreign_keys if f.column.table is parent)
+    return table.c[local].in_(
+        select(fk.column).where(subject_filter_column(parent, target_col, subject_id))
+    )
+
+
+def subject_filter_column(table: Table, column: str, subject_id: uuid.UUID) -> ColumnElement[bool]:
+    if column == str(table.info.get("subject_link")):
+        return subject_filter(table, subject_id)
+    return table.c[column] == subject_id
+
+
+def count_rows(session: Session, table: Table, subject_id: uuid.UUID) -> int:
+    stmt = select(func.count()).select_from(table).where(subject_filter(table, subject_id))
+    return int(session.scalar(stmt) or 0)
+
+
+def validate_corrections(metadata: MetaData, corrections: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``{"table.column": value}`` corrections; raise :class:`RectificationError`.
+
+    Messages name the column, never the value.
+    """
+    if not corrections:
+        raise RectificationError("a rectification request needs at least one correction")
+    clean: dict[str, Any] = {}
+    for key, value in corrections.items():
+        table_name, _, col_name = key.partition(".")
+        actions = actions_for(table_name)
+        table = metadata.tables.get(table_name)
+        if table is None or actions is None or col_name not in actions.rectifiable:
+            raise RectificationError(f"{key} is not a rectifiable column")
+        col = table.c[col_name]
+        if value is None:
+            if not col.nullable:
+                raise RectificationError(f"{key} cannot be empty")
+            clean[key] = None
+            continue
+        if isinstance(col.type, Date):
+            try:
+                clean[key] = dt.date.fromisoformat(str(value)).isoformat()
+            except ValueError:
+                raise RectificationError(f"{key} must be an ISO date (YYYY-MM-DD)") from None
+            continue
+        if isinstance(col.type, JSON):
+            if not isinstance(value, dict | list):
+                raise RectificationError(f"{key} must be a JSON object or list")
+            clean[key] = value
+            continue
+        if isinstance(col.type, String):
+            if not isinstance(value, str) or not value.strip():
+                raise RectificationError(f"{key} must be a non-empty text")
+            if col.type.length is not None and len(value) > col.type.length:
+                raise RectificationError(f"{key} is longer than {col.type.length} characters")
+            cats = col.info.get("categories", [])
+            if "user.contact.email" in cats and not _EMAIL.match(value):
+                raise RectificationError(f"{key} is not an email address")
+            if "user.contact.address.country" in cats and not re.fullmatch(r"[A-Z]{2}", value):
+                raise RectificationError(f"{key} must be an ISO 3166 alpha-2 code")
+            clean[key] = value
+            continue
+        raise RectificationError(f"{key} has a type that cannot be rectified here")
+    return clean
+
+
+def build_plan(
+    session: Session,
+    metadata: MetaData,
+    *,
+    type: str,
+    subject_id: uuid.UUID | None,
+    corrections: Mapping[str, Any],
+    held: bool,
+) -> Plan:
+    """The steps a request of ``type`` takes for ``subject_id``; reads counts, changes nothing."""
+    plan = Plan()
+    if subject_id is None:
+        return plan
+    tables = linked_tables(metadata)
+    if type in ("access", "portability"):
+        for t, a in tables:
+            if not a.access or (type == "portability" and not a.portable):
+                continue
+            plan.steps.append(
+                PlannedStep(
+                    t.name, "read", [c.name for c in t.columns], count_rows(session, t, subject_id)
+                )
+            )
+        plan.steps.append(PlannedStep(None, "package", [], 0))
+    elif type == "erasure":
+        for t, a in reversed(tables):
+            n = count_rows(session, t, subject_id)
+            if held and a.erasure != "keep":
+                plan.steps.append(
+                    PlannedStep(t.name, "keep", [], n, "Art. 17(3)(e): subject under a legal hold")
+                )
+            elif a.erasure == "delete":
+                plan.steps.append(PlannedStep(t.name, "delete", [], n))
+            elif a.erasure == "redact":
+                plan.steps.append(PlannedStep(t.name, "redact", list(a.redact), n))
+            elif a.exception is not None:
+                action = "restrict" if a.exception.restrict else "keep"
+                plan.steps.append(
+                    PlannedStep(
+                        t.name, action, [], n, f"{a.exception.article}: {a.exception.reason}"
+                    )
+                )
+            else:
+                plan.steps.append(PlannedStep(t.name, "keep", [], n))
+        if held:
+            plan.exceptions.append("Art. 17(3)(e): subject under a legal hold; nothing erased")
+    elif type == "rectification":
+        by_table: dict[str, list[str]] = {}
+        for key in corrections:
+            tname, _, col = key.partition(".")
+            by_table.setdefault(tname, []).append(col)
+        for t, _a in tables:
+            if t.name in by_table:
+                plan.steps.append(
+                    PlannedStep(
+                        t.name, "rectify", by_table[t.name], count_rows(session, t, subject_id)
+                    )
+                )
+    elif type in ("restriction", "objection"):
+        for t, a in tables:
+            if not a.restrictable:
+                continue
+            if type == "objection" and t.info.get("domain") != "analytics":
+                continue
+            plan.steps.append(
+                PlannedStep(t.name, "restrict", [], count_rows(session, t, subject_id))
+            )
+    for s in plan.steps:
+        if s.exception and s.rows and s.exception not in plan.exceptions:
+            plan.exceptions.append(s.exception)
+    return plan
+
+
+def pseudonym(subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
+    """A stable, non-reversible replacement for an identifier of an erased subject."""
+    digest = hmac.new(request_id.bytes, subject_id.bytes, hashlib.sha256).hexdigest()
+    return f"erased:{digest[:32]}"
+
+
+@dataclass
+class StepContext:
+    """What a step needs besides the session: whose data, and where packages go."""
+
+    request_id: uuid.UUID
+    type: str
+    subject_id: uuid.UUID
+    corrections: Mapping[str, Any]
+    export_dir: Path
+    metadata: MetaData
+
+
+def run_step(session: Session, ctx: StepContext, table_name: str | None, action: str) -> int:
+    """Execute one step in the caller's transaction; returns the rows read or changed."""
+    from govern.dsr.models import DsrExport, Restriction
+
+    if action == "package":
+        return write_package(session, ctx, DsrExport)
+    table = ctx.metadata.tables[str(table_name)]
+    where = subject_filter(table, ctx.subject_id)
+    if action == "read":
+        return write_table(session, ctx, table, where)
+    if action == "delete":
+        return int(session.execute(delete(table).where(where)).rowcount)  # type: ignore[attr-defined]
+    if action == "redact":
+        a = actions_for(table.name)
+        assert a is not None
+        values = {
+            c: (pseudonym(ctx.subject_id, ctx.request_id) if v == PSEUDONYM else v)
+            for c, v in a.redact.items()
+        }
+        return int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+    if action == "rectify":
+        values = {
+            key.partition(".")[2]: _coerce(table, key.partition(".")[2], v)
+            for key, v in ctx.corrections.items()
+            if key.partition(".")[0] == table.name
+        }
+        return int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+    if action == "restrict":
+        basis = "objection" if ctx.type == "objection" else "restriction"
+        if ctx.type == "erasure":
+            a = actions_for(table.name)
+            basis = a.exception.article if a is not None and a.exception else "restriction"
+        session.execute(
+            insert(Restriction).values(
+                subject_id=ctx.subject_id,
+                table_name=table.name,
+                basis=basis,
+                request_id=ctx.request_id,
+            )
+        )
+        return count_rows(session, table, ctx.subject_id)
+    if action == "keep":
+        return 0
+    raise ValueError(f"unknown step action {action!r}")
+
+
+def _coerce(table: Table, col: str, value: Any) -> Any:
+    if value is not None and isinstance(table.c[col].type, Date):
+        return dt.date.fromisoformat(str(value))
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _staging(ctx: StepContext) -> Path:
+    return ctx.export_dir / STAGING / str(ctx.request_id)
+
+
+def write_table(
+    session: Session, ctx: StepContext, table: Table, where: ColumnElement[bool]
+) -> int:
+    """Stream one table's rows of the subject into staging JSON and CSV files.
+
+    Rows come through a server-side cursor in batches and are written one at a time, so
+    memory stays flat however many rows the subject has.
+    """
+    out = _staging(ctx)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [c.name for c in table.columns]
+    pk = list(table.primary_key.columns)
+    stmt = select(table).where(where).order_by(*pk)
+    result = session.execute(stmt.execution_options(yield_per=2000))
+    n = 0
+    tmp_json, tmp_csv = out / f"{table.name}.json.tmp", out / f"{table.name}.csv.tmp"
+    with (
+        tmp_json.open("w", encoding="utf-8") as jf,
+        tmp_csv.open("w", encoding="utf-8", newline="") as cf,
+    ):
+        writer = csv.writer(cf)
+        writer.writerow(names)
+        jf.write("[")
+        for row in result:
+            values = [_jsonable(v) for v in row]
+            jf.write(("," if n else "") + "\n" + json.dumps(dict(zip(names, values, strict=True))))
+            writer.writerow(
+                [
+                    json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
+                    for v in values
+                ]
+            )
+            n += 1
+        jf.write("\n]\n")
+    os.replace(tmp_json, out / f"{table.name}.json")
+    os.replace(tmp_csv, out / f"{table.name}.csv")
+    (out / f"{table.name}.rows").write_text(str(n))
+    return n
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _members(staging: Path) -> Iterator[Path]:
+    yield from sorted(p for p in staging.iterdir() if p.suffix in (".json", ".csv"))
+
+
+def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
+    """Zip the staged tables with a manifest of checksums; record the package; clear staging."""
+    staging = _staging(ctx)
+    staging.mkdir(parents=True, exist_ok=True)
+    files = []
+    tables = 0
+    rows = 0
+    for p in _members(staging):
+        entry: dict[str, Any] = {
+            "name": f"data/{p.name}",
+            "sha256": file_sha256(p),
+            "bytes": p.stat().st_size,
+        }
+        if p.suffix == ".json":
+            count = int((staging / f"{p.stem}.rows").read_text())
+            entry["rows"] = count
+            tables += 1
+            rows += count
+        files.append((p, entry))
+    manifest = {
+        "request_id": str(ctx.request_id),
+        "type": ctx.type,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "format": "govern-dsr-package/1",
+        "tables": tables,
+        "rows": rows,
+        "files": [e for _, e in files],
+    }
+    final = ctx.export_dir / f"{ctx.request_id}.zip"
+    tmp = ctx.export_dir / f"{ctx.request_id}.zip.tmp"
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p, entry in files:
+            with p.open("rb") as src, zf.open(entry["name"], "w", force_zip64=True) as dst:
+                shutil.copyfileobj(src, dst, 1 << 16)
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+    os.replace(tmp, final)
+    session.add(
+        export_model(
+            request_id=ctx.request_id,
+            path=str(final),
+            sha256=file_sha256(final),
+            size_bytes=final.stat().st_size,
+            tables=tables,
+            rows=rows,
+        )
+    )
+    session.flush()
+    return rows
+
+
+def clear_staging(export_dir: Path, request_id: uuid.UUID) -> None:
+    shutil.rmtree(export_dir / STAGING / str(request_id), ignore_errors=True)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a package (used by tests and by operators checking a package)."""
+    with zipfile.ZipFile(path) as zf:
+        data: dict[str, Any] = json.loads(zf.read("manifest.json"))
+        return data

@@ -1,0 +1,372 @@
+"""Claiming and running requests: resumable, step by step, safe with many workers.
+
+These functions take an :class:`~sqlalchemy.engine.Engine`, not a Session, because
+each step is its own transaction: a worker killed at any point loses at most the
+uncommitted step, and whoever resumes (after the lease expires) starts at the first
+step whose checkpoint is not ``done``, so no step runs twice.
+
+Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)``:
+PostgreSQL workers skip each other's rows; on SQLite the UPDATE takes the database
+write lock first, so claims are serialised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import MetaData, and_, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from govern import audit
+from govern.dsr.models import DsrRequest, DsrStep
+from govern.dsr.schemas import ProcessResult, WorkResult
+from govern.dsr.service import get_request, transition
+from govern.errors import IllegalTransitionError
+from govern.types.utc import utcnow
+
+StepHook = Callable[[int, str], None]
+"""Called with (step seq, phase): ``"executed"`` before the step commits, ``"committed"`` after."""
+
+DEFAULT_LEASE = dt.timedelta(minutes=5)
+DESTRUCTIVE = frozenset({"delete", "redact"})
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _session(engine: Engine) -> Session:
+    return Session(engine, expire_on_commit=False)
+
+
+def _claimable(now: dt.datetime) -> object:
+    return or_(
+        DsrRequest.state == "approved",
+        and_(
+            DsrRequest.state == "in_progress",
+            or_(DsrRequest.lease_expires_at.is_(None), DsrRequest.lease_expires_at <= now),
+        ),
+    )
+
+
+def claim_next(
+    engine: Engine, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
+) -> uuid.UUID | None:
+    """Claim the most urgent approved (or abandoned in-progress) request, or return None."""
+    now = utcnow()
+    pick = (
+        select(DsrRequest.id)
+        .where(_claimable(now))  # type: ignore[arg-type]
+        .order_by(DsrRequest.due_at, DsrRequest.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    with _session(engine) as session, session.begin():
+        rid = session.scalar(
+            update(DsrRequest)
+            .where(DsrRequest.id == pick)
+            .values(claimed_by=worker, lease_expires_at=now + lease)
+            .returning(DsrRequest.id)
+        )
+        if rid is None:
+            return None
+        _start(session, rid, worker)
+        return rid
+
+
+def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
+    """Move a freshly claimed request to in_progress and store its plan (once)."""
+    from govern import holds
+    from govern.db import load_models
+    from govern.dsr.engine import build_plan
+
+    req = get_request(session, rid)
+    if req.state == "approved":
+        transition(session, req, "in_progress", actor=worker, reason="claimed by a worker")
+        req.started_at = utcnow()
+    else:
+        audit.record(
+            session,
+            actor=worker,
+            action="dsr.resume",
+            target_type="dsr_request",
+            target_id=str(rid),
+        )
+    has_plan = session.scalar(select(DsrStep.id).where(DsrStep.request_id == rid).limit(1))
+    if has_plan is None:
+        held = req.subject_id is not None and holds.is_held(session, req.subject_id)
+        plan = build_plan(
+            session,
+            load_models(),
+            type=req.type,
+            subject_id=req.subject_id,
+            corrections=req.corrections or {},
+            held=held,
+        )
+        for i, s in enumerate(plan.steps, 1):
+            session.add(
+                DsrStep(
+                    request_id=rid,
+                    seq=i,
+                    table_name=s.table,
+                    action=s.action,
+                    columns=s.columns,
+                    planned_rows=s.rows,
+                    exception=s.exception,
+                    # a keep step changes nothing: shown in the plan, checkpointed at once
+                    status="kept" if s.action == "keep" else "pending",
+                    rows_affected=0 if s.action == "keep" else None,
+                )
+            )
+        req.outcome = {"exceptions": plan.exceptions} if plan.exceptions else {}
+    session.flush()
+
+
+def _fence(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:
+    """Renew our lease as the transaction's first write; False when another worker took over."""
+    res = session.execute(
+        update(DsrRequest)
+        .where(
+            DsrRequest.id == rid,
+            DsrRequest.claimed_by == worker,
+            DsrRequest.state == "in_progress",
+        )
+        .values(lease_expires_at=utcnow() + lease)
+    )
+    return int(res.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def take(
+    engine: Engine, rid: uuid.UUID, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
+) -> None:
+    """Claim one named request (``govern dsr process ID``): approved, or abandoned in progress."""
+    now = utcnow()
+    with _session(engine) as session, session.begin():
+        res = session.execute(
+            update(DsrRequest)
+            .where(DsrRequest.id == rid, _claimable(now))  # type: ignore[arg-type]
+            .values(claimed_by=worker, lease_expires_at=now + lease)
+        )
+        if int(res.rowcount) != 1:  # type: ignore[attr-defined]
+            req = get_request(session, rid)
+            if req.state == "in_progress":
+                raise IllegalTransitionError(
+                    f"request {rid} is being processed by another worker (lease until"
+                    f" {req.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+                )
+            raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
+        _start(session, rid, worker)
+
+
+class _StepFailed(Exception):
+    """Carries a failing step out of its (rolled back) transaction."""
+
+    def __init__(self, seq: int, cause: Exception) -> None:
+        super().__init__(seq)
+        self.seq, self.cause = seq, cause
+
+
+def _run_next_step(
+    session: Session,
+    rid: uuid.UUID,
+    worker: str,
+    export_dir: Path,
+    metadata: MetaData,
+) -> int | None:
+    """Run the first pending step of ``rid`` in ``session``; its seq, or None when all are done."""
+    from govern import holds
+    from govern.dsr.engine import StepContext, run_step
+
+    req = get_request(session, rid)
+    step = session.scalars(
+        select(DsrStep)
+        .where(DsrStep.request_id == rid, DsrStep.status == "pending")
+        .order_by(DsrStep.seq)
+        .limit(1)
+    ).first()
+    if step is None:
+        return None
+    assert req.subject_id is not None
+    ctx = StepContext(
+        request_id=rid,
+        type=req.type,
+        subject_id=req.subject_id,
+        corrections=req.corrections or {},
+        export_dir=export_dir,
+        metadata=metadata,
+    )
+    if step.action in DESTRUCTIVE and holds.is_held(session, req.subject_id):
+        step.status, step.rows_affected = "skipped", 0
+        step.exception = "Art. 17(3)(e): subject placed under a legal hold"
+        excs = list(req.outcome.get("exceptions", []))
+        if step.exception not in excs:
+            req.outcome = {**req.outcome, "exceptions": [*excs, step.exception]}
+    else:
+        try:
+            step.rows_affected = run_step(session, ctx, step.table_name, step.action)
+        except Exception as exc:
+            raise _StepFailed(step.seq, exc) from exc
+        step.status = "done"
+    step.done_at, step.done_by = utcnow(), worker
+    audit.record(
+        session,
+        actor=worker,
+        action="dsr.step",
+        target_type="dsr_request",
+        target_id=str(rid),
+        details={
+            "seq": step.seq,
+            "table": step.table_name,
+            "action": step.action,
+            "status": step.status,
+            "rows": step.rows_affected,
+        },
+    )
+    session.flush()
+    return step.seq
+
+
+def run_claimed(
+    engine: Engine,
+    rid: uuid.UUID,
+    *,
+    worker: str,
+    export_dir: Path,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    on_step: StepHook | None = None,
+) -> ProcessResult:
+    """Run the pending steps of a request this worker holds, each step in its own transaction."""
+    from govern.db import load_models
+    from govern.dsr.engine import clear_staging
+
+    metadata = load_models()
+    export_dir.mkdir(parents=True, exist_ok=True)
+    ran = 0
+    while True:
+        try:
+            with _session(engine) as session, session.begin():
+                if not _fence(session, rid, worker, lease):
+                    state = get_request(session, rid).state
+                    return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
+                seq = _run_next_step(session, rid, worker, export_dir, metadata)
+                if seq is not None and on_step is not None:
+                    on_step(seq, "executed")
+        except _StepFailed as failed:
+            return _fail(engine, rid, worker, failed.seq, failed.cause)
+        if seq is None:
+            break
+        ran += 1
+        if on_step is not None:
+            on_step(seq, "committed")
+    return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
+
+
+def _complete(
+    engine: Engine,
+    rid: uuid.UUID,
+    worker: str,
+    export_dir: Path,
+    ran: int,
+    lease: dt.timedelta,
+    clear_staging: Callable[[Path, uuid.UUID], None],
+) -> ProcessResult:
+    from govern.dsr.models import DsrExport
+
+    with _session(engine) as session, session.begin():
+        if not _fence(session, rid, worker, lease):
+            req = get_request(session, rid)
+            return ProcessResult(request_id=rid, state=req.state, steps_run=ran, steps_total=0)
+        req = get_request(session, rid)
+        total = len(list(session.scalars(select(DsrStep.id).where(DsrStep.request_id == rid))))
+        export = session.scalars(
+            select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
+        ).first()
+        outcome = dict(req.outcome or {})
+        if req.subject_id is None:
+            outcome["no_data_held"] = True
+        if export is not None:
+            outcome["package"] = {"sha256": export.sha256, "rows": export.rows}
+        req.outcome = outcome
+        reason = "no data held about this person" if req.subject_id is None else "all steps done"
+        transition(session, req, "completed", actor=worker, reason=reason)
+        req.completed_at = utcnow()
+        req.claimed_by, req.lease_expires_at = None, None
+        if req.type == "rectification":
+            # the corrected values now live in the tables; keep only which columns changed
+            req.corrections = dict.fromkeys(req.corrections or {}, "(applied)")
+        result = ProcessResult(
+            request_id=rid,
+            state=req.state,
+            steps_run=ran,
+            steps_total=total,
+            export_path=export.path if export is not None else None,
+            exceptions=list(outcome.get("exceptions", [])),
+        )
+    clear_staging(export_dir, rid)
+    return result
+
+
+def _fail(engine: Engine, rid: uuid.UUID, worker: str, seq: int, exc: Exception) -> ProcessResult:
+    """Record a failed step (by error class only: messages may quote data) and stop."""
+    with _session(engine) as session, session.begin():
+        req = get_request(session, rid)
+        req.outcome = {**(req.outcome or {}), "error": f"step {seq}: {type(exc).__name__}"}
+        transition(
+            session, req, "failed", actor=worker, reason=f"step {seq} failed: {type(exc).__name__}"
+        )
+        req.claimed_by, req.lease_expires_at = None, None
+        return ProcessResult(request_id=rid, state=req.state, steps_run=0, steps_total=0)
+
+
+def process_request(
+    engine: Engine,
+    rid: uuid.UUID,
+    *,
+    export_dir: Path,
+    worker: str | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    on_step: StepHook | None = None,
+) -> ProcessResult:
+    """Process one approved request now (or resume an abandoned one) to the end."""
+    worker = worker or default_worker_id()
+    take(engine, rid, worker=worker, lease=lease)
+    return run_claimed(
+        engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+    )
+
+
+def work(
+    engine: Engine,
+    *,
+    export_dir: Path,
+    worker: str | None = None,
+    once: bool = False,
+    poll: float = 2.0,
+    max_requests: int | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    on_step: StepHook | None = None,
+) -> WorkResult:
+    """Claim and process requests until the queue is empty (``once``) or forever."""
+    worker = worker or default_worker_id()
+    done: list[ProcessResult] = []
+    while max_requests is None or len(done) < max_requests:
+        rid = claim_next(engine, worker=worker, lease=lease)
+        if rid is None:
+            if once:
+                break
+            time.sleep(poll)
+            continue
+        done.append(
+            run_claimed(
+                engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+            )
+        )
+    return WorkResult(worker=worker, processed=done)
