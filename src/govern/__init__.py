@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import migrations
+    from govern import dsr, migrations
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -31,12 +31,18 @@ if TYPE_CHECKING:
     from govern.errors import (
         ConfigError,
         DatabaseError,
+        DeadlineError,
         DependentDomainError,
+        DsrError,
         GovernError,
+        IllegalTransitionError,
         MigrationError,
+        RectificationError,
         UnknownDomainError,
+        UnknownRequestError,
         UnknownRevisionError,
         UsageError,
+        VerificationError,
     )
     from govern.types import UTCDateTime
 
@@ -48,6 +54,13 @@ _LAZY: dict[str, str] = {
     "ConfigError": "govern.errors",
     "DOMAINS": "govern.db",
     "DatabaseError": "govern.errors",
+    "DeadlineError": "govern.errors",
+    "DsrError": "govern.errors",
+    "IllegalTransitionError": "govern.errors",
+    "RectificationError": "govern.errors",
+    "UnknownRequestError": "govern.errors",
+    "VerificationError": "govern.errors",
+    "dsr": "",
     "DependentDomainError": "govern.errors",
     "DoctorReport": "govern.doctor",
     "GovernError": "govern.errors",
@@ -77,19 +90,26 @@ __all__ = [
     "ColumnEntry",
     "ConfigError",
     "DatabaseError",
+    "DeadlineError",
     "DependentDomainError",
     "DoctorReport",
+    "DsrError",
     "GovernError",
+    "IllegalTransitionError",
     "MigrationError",
+    "RectificationError",
     "Settings",
     "TableEntry",
     "UTCDateTime",
     "UnknownDomainError",
+    "UnknownRequestError",
     "UnknownRevisionError",
     "UsageError",
+    "VerificationError",
     "__version__",
     "create_engine",
     "data_map",
+    "dsr",
     "governed",
     "load_models",
     "load_settings",

@@ -143,7 +143,9 @@ class DsrStep(CoreBase):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dsr_requests.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
-    table_name: Mapped[str | None] = mapped_column(String(128))
+    table_name: Mapped[str | None] = mapped_column(
+        String(128), info=not_personal("the name of a database table")
+    )
     action: Mapped[str] = mapped_column(String(24))
     columns: Mapped[list[str]] = mapped_column(
         JSON, default=list, info=not_personal("column names only")
@@ -205,7 +207,9 @@ class Restriction(CoreBase):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"))
-    table_name: Mapped[str | None] = mapped_column(String(128))
+    table_name: Mapped[str | None] = mapped_column(
+        String(128), info=not_personal("the name of a database table")
+    )
     basis: Mapped[str] = mapped_column(
         String(64), info=not_personal("restriction | objection | an exception article")
     )
