@@ -25,9 +25,7 @@ from govern.dsr.engine import pseudonym
 from .conftest import populate_subject
 
 
-def _request(
-    engine: Engine, cal: WorkCalendar, sid: uuid.UUID, type_: str, **kw: Any
-) -> uuid.UUID:
+def _request(engine: Engine, cal: WorkCalendar, sid: uuid.UUID, type_: str, **kw: Any) -> uuid.UUID:
     with transaction(engine) as s:
         out = dsr.submit(
             s,
@@ -97,15 +95,23 @@ def test_erasure_across_every_domain(
     with transaction(engine) as s:
         subj = s.get(core.Subject, sid)
         assert subj is not None
-        assert subj.email is None and subj.given_name is None and subj.status == "erased"
+        assert subj.email is None
+        assert subj.given_name is None
+        assert subj.status == "erased"
         assert subj.external_ref == pseudonym(sid, rid)
         for model in (core.Account, core.SubjectIdentity, commerce.Wallet, community.Membership):
             assert _count(s, model, subject_id=sid) == 0
         assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 0
         assert _count(s, analytics.AnalyticsSession, subject_id=sid) == 0
         pay = s.scalars(select(commerce.Payment).where(commerce.Payment.subject_id == sid)).one()
-        assert pay.card_number is None and pay.card_holder is None
-        assert s.scalars(select(commerce.Order.shipping_address).where(commerce.Order.subject_id == sid)).one() is None
+        assert pay.card_number is None
+        assert pay.card_holder is None
+        assert (
+            s.scalars(
+                select(commerce.Order.shipping_address).where(commerce.Order.subject_id == sid)
+            ).one()
+            is None
+        )
         assert _count(s, community.Post, author_subject_id=sid) == 0
         # the invoice is kept (Art. 17(3)(b)) and restricted
         assert _count(s, commerce.Invoice, subject_id=sid) == 1
@@ -176,13 +182,15 @@ def test_access_and_portability_packages(
         populate_subject(s)
     rid = _request(engine, calendar, sid, type_)
     result = dsr.process_request(engine, rid, export_dir=export_dir)
-    assert result.state == "completed" and result.export_path
+    assert result.state == "completed"
+    assert result.export_path
     manifest, files = _package(Path(result.export_path))
     for f in manifest["files"]:
         assert hashlib.sha256(files[f["name"]]).hexdigest() == f["sha256"]
     events = json.loads(files["data/analytics_events.json"]) if type_ == "access" else None
     if type_ == "access":
-        assert events is not None and len(events) == 7
+        assert events is not None
+        assert len(events) == 7
         assert {e["subject_id"] for e in events} == {str(sid)}
         pays = json.loads(files["data/payments.json"])
         assert pays[0]["card_number"] == "4111111111111111"
@@ -191,7 +199,8 @@ def test_access_and_portability_packages(
     subj = json.loads(files["data/subjects.json"])
     assert [str(sid)] == [r["id"] for r in subj]
     rows = list(csv.reader(io.StringIO(files["data/subjects.csv"].decode())))
-    assert rows[0][0] == "id" and rows[1][0] == str(sid)
+    assert rows[0][0] == "id"
+    assert rows[1][0] == str(sid)
     assert "data/dsr_requests.json" not in files
     with transaction(engine) as s:
         shown = dsr.export_package(s, rid, out=export_dir / "copy.zip")
@@ -214,7 +223,8 @@ def test_rectification_applies_and_audits(
     assert dsr.process_request(engine, rid, export_dir=export_dir).state == "completed"
     with transaction(engine) as s:
         subj = s.get(core.Subject, sid)
-        assert subj is not None and subj.email == "ada@new.example"
+        assert subj is not None
+        assert subj.email == "ada@new.example"
         assert str(subj.birth_date) == "1991-01-02"
         steps = [
             a.details
@@ -224,7 +234,9 @@ def test_rectification_applies_and_audits(
 
         req = s.get(DsrRequest, rid)
         assert req is not None
-    assert [{"seq": 1, "table": "subjects", "action": "rectify", "status": "done", "rows": 1}] == steps
+    assert steps == [
+        {"seq": 1, "table": "subjects", "action": "rectify", "status": "done", "rows": 1}
+    ]
     assert "ada@new.example" not in json.dumps(steps)
     assert req.corrections == {"subjects.email": "(applied)", "subjects.birth_date": "(applied)"}
 

@@ -102,17 +102,23 @@ def test_erasure_killed_at_every_step_resumes_exactly_once(
         assert set(audits.values()) == {1}, f"a step ran twice after a kill at {seq}/{phase}"
         assert set(audits) == set(steps)
         with transaction(engine) as s:
-            assert s.scalar(
-                select(func.count()).select_from(analytics.AnalyticsEvent).where(
-                    analytics.AnalyticsEvent.subject_id == sid
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(analytics.AnalyticsEvent)
+                    .where(analytics.AnalyticsEvent.subject_id == sid)
                 )
-            ) == 0
+                == 0
+            )
             assert s.get(core.Subject, sid).email is None  # type: ignore[union-attr]
-            assert s.scalar(
-                select(func.count()).select_from(commerce.Invoice).where(
-                    commerce.Invoice.subject_id == sid
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(commerce.Invoice)
+                    .where(commerce.Invoice.subject_id == sid)
                 )
-            ) == 1
+                == 1
+            )
             restrictions = s.scalar(
                 select(func.count()).select_from(Restriction).where(Restriction.subject_id == sid)
             )
@@ -123,11 +129,12 @@ def test_access_killed_at_every_step_gives_a_complete_package(
     engine: Engine, migrated_url: str, calendar: WorkCalendar, export_dir: Path
 ) -> None:
     steps = _runnable(engine, _new_request(engine, calendar, "access")[1])
-    for seq in steps[:: max(1, len(steps) // 6)] + [steps[-1]]:
+    for seq in [*steps[:: max(1, len(steps) // 6)], steps[-1]]:
         _, rid = _new_request(engine, calendar, "access")
         assert _kill_at(migrated_url, rid, export_dir, seq, "executed") == -9
         result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
-        assert result.state == "completed" and result.export_path
+        assert result.state == "completed"
+        assert result.export_path
         with zipfile.ZipFile(result.export_path) as zf:
             manifest = json.loads(zf.read("manifest.json"))
             events = json.loads(zf.read("data/analytics_events.json"))

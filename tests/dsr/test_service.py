@@ -45,7 +45,8 @@ def test_submit_issues_a_code_stored_only_as_hash(engine: Engine, calendar: Work
         row = s.get(DsrRequest, out.request.id)
         assert row is not None
         assert row.subject_id == sid
-        assert row.code_hash is not None and code not in row.code_hash
+        assert row.code_hash is not None
+        assert code not in row.code_hash
         got = dsr.verify(s, out.request.id, code, actor="portal")
     assert got.state == "verified"
 
@@ -81,7 +82,11 @@ def test_nothing_held_is_accepted_verified_and_answered(
     from pathlib import Path
 
     out = _submit(
-        engine, calendar, type="access", identifiers={"email": "stranger@example.com"}, verified=True
+        engine,
+        calendar,
+        type="access",
+        identifiers={"email": "stranger@example.com"},
+        verified=True,
     )
     assert not out.request.subject_found
     with transaction(engine) as s:
@@ -119,11 +124,11 @@ def test_state_machine_refuses_illegal_moves_and_audits_legal_ones(
             .select_from(AuditLog)
             .where(AuditLog.action == "dsr.transition", AuditLog.target_id == str(rid))
         )
-    assert [
+    assert moves == [
         (None, "received", "portal"),
         ("received", "identity_pending", "portal"),
         ("identity_pending", "rejected", "dpo"),
-    ] == moves
+    ]
     assert audited == 2
 
 
@@ -182,7 +187,8 @@ def test_extend_once_before_the_deadline(engine: Engine, calendar: WorkCalendar)
         )
     with transaction(engine) as s:
         row = s.get(DsrRequest, rid)
-        assert row is not None and "extension" in row.notified
+        assert row is not None
+        assert "extension" in row.notified
 
 
 def test_list_due_within_overdue_and_report(engine: Engine, calendar: WorkCalendar) -> None:
@@ -203,7 +209,9 @@ def test_list_due_within_overdue_and_report(engine: Engine, calendar: WorkCalend
         received_at=now - dt.timedelta(days=27),
         verified=True,
     )
-    fresh = _submit(engine, calendar, type="restriction", identifiers={"email": "f@example.com"}, verified=True)
+    fresh = _submit(
+        engine, calendar, type="restriction", identifiers={"email": "f@example.com"}, verified=True
+    )
     with transaction(engine) as s:
         overdue = [r.id for r in dsr.list_requests(s, overdue=True)]
         due7 = [r.id for r in dsr.list_requests(s, due_within=dt.timedelta(days=7))]
@@ -212,7 +220,9 @@ def test_list_due_within_overdue_and_report(engine: Engine, calendar: WorkCalend
     assert [old.request.id] == overdue
     assert [soon.request.id] == due7
     assert {old.request.id, soon.request.id, fresh.request.id} == set(every)
-    assert rep.total == 3 and rep.open_overdue == 1 and rep.completed == 0
+    assert rep.total == 3
+    assert rep.open_overdue == 1
+    assert rep.completed == 0
     assert rep.on_time_rate is None
 
 

@@ -90,6 +90,18 @@ def subject_filter_column(table: Table, column: str, subject_id: uuid.UUID) -> C
     return table.c[column] == subject_id
 
 
+def count_many(session: Session, tables: list[Table], subject_id: uuid.UUID) -> dict[str, int]:
+    """Row counts of one subject in many tables, in one round trip."""
+    if not tables:
+        return {}
+    subqueries = [
+        select(func.count()).select_from(t).where(subject_filter(t, subject_id)).scalar_subquery()
+        for t in tables
+    ]
+    row = session.execute(select(*subqueries)).one()
+    return {t.name: int(n or 0) for t, n in zip(tables, row, strict=True)}
+
+
 def count_rows(session: Session, table: Table, subject_id: uuid.UUID) -> int:
     stmt = select(func.count()).select_from(table).where(subject_filter(table, subject_id))
     return int(session.scalar(stmt) or 0)
@@ -156,19 +168,18 @@ def build_plan(
     if subject_id is None:
         return plan
     tables = linked_tables(metadata)
+    counts = count_many(session, [t for t, _ in tables], subject_id)
     if type in ("access", "portability"):
         for t, a in tables:
             if not a.access or (type == "portability" and not a.portable):
                 continue
             plan.steps.append(
-                PlannedStep(
-                    t.name, "read", [c.name for c in t.columns], count_rows(session, t, subject_id)
-                )
+                PlannedStep(t.name, "read", [c.name for c in t.columns], counts[t.name])
             )
         plan.steps.append(PlannedStep(None, "package", [], 0))
     elif type == "erasure":
         for t, a in reversed(tables):
-            n = count_rows(session, t, subject_id)
+            n = counts[t.name]
             if held and a.erasure != "keep":
                 plan.steps.append(
                     PlannedStep(t.name, "keep", [], n, "Art. 17(3)(e): subject under a legal hold")
@@ -195,20 +206,14 @@ def build_plan(
             by_table.setdefault(tname, []).append(col)
         for t, _a in tables:
             if t.name in by_table:
-                plan.steps.append(
-                    PlannedStep(
-                        t.name, "rectify", by_table[t.name], count_rows(session, t, subject_id)
-                    )
-                )
+                plan.steps.append(PlannedStep(t.name, "rectify", by_table[t.name], counts[t.name]))
     elif type in ("restriction", "objection"):
         for t, a in tables:
             if not a.restrictable:
                 continue
             if type == "objection" and t.info.get("domain") != "analytics":
                 continue
-            plan.steps.append(
-                PlannedStep(t.name, "restrict", [], count_rows(session, t, subject_id))
-            )
+            plan.steps.append(PlannedStep(t.name, "restrict", [], counts[t.name]))
     for s in plan.steps:
         if s.exception and s.rows and s.exception not in plan.exceptions:
             plan.exceptions.append(s.exception)

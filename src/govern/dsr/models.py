@@ -72,7 +72,7 @@ class DsrRequest(CoreBase):
     )
 
     identifiers: Mapped[list[DsrIdentifier]] = relationship(
-        back_populates="request", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="request", cascade="all, delete-orphan", lazy="select"
     )
 
 

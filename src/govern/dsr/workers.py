@@ -20,11 +20,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import MetaData, and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from govern import audit
+from govern.dsr.engine import StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
 from govern.dsr.service import get_request, transition
@@ -36,6 +37,7 @@ StepHook = Callable[[int, str], None]
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
 DESTRUCTIVE = frozenset({"delete", "redact"})
+HOLD_PLACED = "Art. 17(3)(e): subject placed under a legal hold"
 
 
 def default_worker_id() -> str:
@@ -166,6 +168,10 @@ def take(
         _start(session, rid, worker)
 
 
+class _LostLease(Exception):
+    """Another worker took the request over (our lease expired)."""
+
+
 class _StepFailed(Exception):
     """Carries a failing step out of its (rolled back) transaction."""
 
@@ -174,64 +180,47 @@ class _StepFailed(Exception):
         self.seq, self.cause = seq, cause
 
 
-def _run_next_step(
+def _run_step_tx(
     session: Session,
-    rid: uuid.UUID,
+    ctx: StepContext,
+    step: tuple[int, int, str | None, str],
     worker: str,
-    export_dir: Path,
-    metadata: MetaData,
-) -> int | None:
-    """Run the first pending step of ``rid`` in ``session``; its seq, or None when all are done."""
+) -> str:
+    """Run one step and checkpoint it in ``session``; returns its final status."""
     from govern import holds
-    from govern.dsr.engine import StepContext, run_step
+    from govern.dsr.engine import run_step
 
-    req = get_request(session, rid)
-    step = session.scalars(
-        select(DsrStep)
-        .where(DsrStep.request_id == rid, DsrStep.status == "pending")
-        .order_by(DsrStep.seq)
-        .limit(1)
-    ).first()
-    if step is None:
-        return None
-    assert req.subject_id is not None
-    ctx = StepContext(
-        request_id=rid,
-        type=req.type,
-        subject_id=req.subject_id,
-        corrections=req.corrections or {},
-        export_dir=export_dir,
-        metadata=metadata,
-    )
-    if step.action in DESTRUCTIVE and holds.is_held(session, req.subject_id):
-        step.status, step.rows_affected = "skipped", 0
-        step.exception = "Art. 17(3)(e): subject placed under a legal hold"
-        excs = list(req.outcome.get("exceptions", []))
-        if step.exception not in excs:
-            req.outcome = {**req.outcome, "exceptions": [*excs, step.exception]}
+    step_id, seq, table, action = step
+    status, rows, exception = "done", 0, None
+    if action in DESTRUCTIVE and holds.is_held(session, ctx.subject_id):
+        status, exception = "skipped", HOLD_PLACED
     else:
         try:
-            step.rows_affected = run_step(session, ctx, step.table_name, step.action)
+            rows = run_step(session, ctx, table, action)
         except Exception as exc:
-            raise _StepFailed(step.seq, exc) from exc
-        step.status = "done"
-    step.done_at, step.done_by = utcnow(), worker
+            raise _StepFailed(seq, exc) from exc
+    values: dict[str, object] = {
+        "status": status,
+        "rows_affected": rows,
+        "done_at": utcnow(),
+        "done_by": worker,
+    }
+    if exception is not None:
+        values["exception"] = exception
+    res = session.execute(
+        update(DsrStep).where(DsrStep.id == step_id, DsrStep.status == "pending").values(values)
+    )
+    if int(res.rowcount) != 1:  # type: ignore[attr-defined]
+        raise _LostLease
     audit.record(
         session,
         actor=worker,
         action="dsr.step",
         target_type="dsr_request",
-        target_id=str(rid),
-        details={
-            "seq": step.seq,
-            "table": step.table_name,
-            "action": step.action,
-            "status": step.status,
-            "rows": step.rows_affected,
-        },
+        target_id=str(ctx.request_id),
+        details={"seq": seq, "table": table, "action": action, "status": status, "rows": rows},
     )
-    session.flush()
-    return step.seq
+    return status
 
 
 def run_claimed(
@@ -243,29 +232,55 @@ def run_claimed(
     lease: dt.timedelta = DEFAULT_LEASE,
     on_step: StepHook | None = None,
 ) -> ProcessResult:
-    """Run the pending steps of a request this worker holds, each step in its own transaction."""
+    """Run the pending steps of a request this worker holds, each step in its own transaction.
+
+    Each transaction first renews the lease (fencing out a worker whose lease expired) and
+    then flips the step's checkpoint from ``pending`` to ``done`` together with its change.
+    """
     from govern.db import load_models
     from govern.dsr.engine import clear_staging
 
     metadata = load_models()
     export_dir.mkdir(parents=True, exist_ok=True)
+    with _session(engine) as session, session.begin():
+        req = get_request(session, rid)
+        pending = [
+            (s.id, s.seq, s.table_name, s.action)
+            for s in session.scalars(
+                select(DsrStep)
+                .where(DsrStep.request_id == rid, DsrStep.status == "pending")
+                .order_by(DsrStep.seq)
+            )
+        ]
+        ctx = None
+        if req.subject_id is not None:
+            ctx = StepContext(
+                request_id=rid,
+                type=req.type,
+                subject_id=req.subject_id,
+                corrections=dict(req.corrections or {}),
+                export_dir=export_dir,
+                metadata=metadata,
+            )
     ran = 0
-    while True:
+    for step in pending:
+        assert ctx is not None
         try:
             with _session(engine) as session, session.begin():
                 if not _fence(session, rid, worker, lease):
-                    state = get_request(session, rid).state
-                    return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
-                seq = _run_next_step(session, rid, worker, export_dir, metadata)
-                if seq is not None and on_step is not None:
-                    on_step(seq, "executed")
+                    raise _LostLease
+                _run_step_tx(session, ctx, step, worker)
+                if on_step is not None:
+                    on_step(step[1], "executed")
         except _StepFailed as failed:
             return _fail(engine, rid, worker, failed.seq, failed.cause)
-        if seq is None:
-            break
+        except _LostLease:
+            with _session(engine) as session:
+                state = get_request(session, rid).state
+            return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
         ran += 1
         if on_step is not None:
-            on_step(seq, "committed")
+            on_step(step[1], "committed")
     return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
 
 
@@ -285,11 +300,23 @@ def _complete(
             req = get_request(session, rid)
             return ProcessResult(request_id=rid, state=req.state, steps_run=ran, steps_total=0)
         req = get_request(session, rid)
-        total = len(list(session.scalars(select(DsrStep.id).where(DsrStep.request_id == rid))))
+        total = int(
+            session.scalar(
+                select(func.count()).select_from(DsrStep).where(DsrStep.request_id == rid)
+            )
+            or 0
+        )
         export = session.scalars(
             select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
         ).first()
         outcome = dict(req.outcome or {})
+        skipped = session.scalar(
+            select(DsrStep.id)
+            .where(DsrStep.request_id == rid, DsrStep.status == "skipped")
+            .limit(1)
+        )
+        if skipped is not None:
+            outcome["exceptions"] = [*outcome.get("exceptions", []), HOLD_PLACED]
         if req.subject_id is None:
             outcome["no_data_held"] = True
         if export is not None:
