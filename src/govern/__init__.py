@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import dsr, migrations
+    from govern import dsr, events, migrations
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -36,24 +36,37 @@ if TYPE_CHECKING:
         DsrError,
         GovernError,
         IllegalTransitionError,
+        InvalidEventError,
         MigrationError,
+        MissingExtraError,
         RectificationError,
+        SinkConfigError,
+        SinkError,
         UnknownDomainError,
         UnknownRequestError,
         UnknownRevisionError,
+        UnknownSinkError,
         UsageError,
         VerificationError,
     )
+    from govern.events import HookRegistry, emit, emit_tombstones, track_changes
     from govern.types import UTCDateTime
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
-    "CheckResult": "govern.doctor",
-    "ColumnEntry": "govern.datamap",
-    "ConfigError": "govern.errors",
-    "DOMAINS": "govern.db",
-    "DatabaseError": "govern.errors",
+    # events (issue 6)
+    "HookRegistry": "govern.events",
+    "InvalidEventError": "govern.errors",
+    "MissingExtraError": "govern.errors",
+    "SinkConfigError": "govern.errors",
+    "SinkError": "govern.errors",
+    "UnknownSinkError": "govern.errors",
+    "emit": "govern.events",
+    "emit_tombstones": "govern.events",
+    "events": "",
+    "track_changes": "govern.events",
+    # data-subject requests (issue 5)
     "DeadlineError": "govern.errors",
     "DsrError": "govern.errors",
     "IllegalTransitionError": "govern.errors",
@@ -61,6 +74,12 @@ _LAZY: dict[str, str] = {
     "UnknownRequestError": "govern.errors",
     "VerificationError": "govern.errors",
     "dsr": "",
+    # foundation
+    "CheckResult": "govern.doctor",
+    "ColumnEntry": "govern.datamap",
+    "ConfigError": "govern.errors",
+    "DOMAINS": "govern.db",
+    "DatabaseError": "govern.errors",
     "DependentDomainError": "govern.errors",
     "DoctorReport": "govern.doctor",
     "GovernError": "govern.errors",
@@ -95,21 +114,30 @@ __all__ = [
     "DoctorReport",
     "DsrError",
     "GovernError",
+    "HookRegistry",
     "IllegalTransitionError",
+    "InvalidEventError",
     "MigrationError",
+    "MissingExtraError",
     "RectificationError",
     "Settings",
+    "SinkConfigError",
+    "SinkError",
     "TableEntry",
     "UTCDateTime",
     "UnknownDomainError",
     "UnknownRequestError",
     "UnknownRevisionError",
+    "UnknownSinkError",
     "UsageError",
     "VerificationError",
     "__version__",
     "create_engine",
     "data_map",
     "dsr",
+    "emit",
+    "emit_tombstones",
+    "events",
     "governed",
     "load_models",
     "load_settings",
@@ -118,6 +146,7 @@ __all__ = [
     "personal",
     "run_doctor",
     "session_factory",
+    "track_changes",
     "transaction",
 ]
 
