@@ -35,6 +35,7 @@ from govern.dsr.schemas import (
 from govern.dsr.service import (
     approve,
     assign,
+    check_deadlines,
     deny,
     dsr_map,
     exclude_restricted,
@@ -73,6 +74,7 @@ __all__ = [
     "add_months",
     "approve",
     "assign",
+    "check_deadlines",
     "claim_next",
     "deny",
     "dsr_map",

@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from govern import events
 from govern.datamap.actions import PSEUDONYM, TableActions, actions_for
 from govern.errors import RectificationError
 
@@ -249,6 +250,9 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     if action == "read":
         return write_table(session, ctx, table, where)
     if action == "delete":
+        # Art. 19: tell recipients (keys only) before the rows go, in the same transaction
+        pk = list(table.primary_key.columns)
+        events.emit_tombstones(session, table, select(*pk).where(where), cause="erasure")
         return int(session.execute(delete(table).where(where)).rowcount)  # type: ignore[attr-defined]
     if action == "redact":
         a = actions_for(table.name)
@@ -257,14 +261,18 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
             c: (pseudonym(ctx.subject_id, ctx.request_id) if v == PSEUDONYM else v)
             for c, v in a.redact.items()
         }
-        return int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+        n = int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+        _notify(session, ctx, "govern.dsr.erased", table.name, action, list(a.redact), n)
+        return n
     if action == "rectify":
         values = {
             key.partition(".")[2]: _coerce(table, key.partition(".")[2], v)
             for key, v in ctx.corrections.items()
             if key.partition(".")[0] == table.name
         }
-        return int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+        n = int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+        _notify(session, ctx, "govern.dsr.rectified", table.name, action, sorted(values), n)
+        return n
     if action == "restrict":
         basis = "objection" if ctx.type == "objection" else "restriction"
         if ctx.type == "erasure":
@@ -278,10 +286,41 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
                 request_id=ctx.request_id,
             )
         )
-        return count_rows(session, table, ctx.subject_id)
+        n = count_rows(session, table, ctx.subject_id)
+        _notify(session, ctx, "govern.dsr.restricted", table.name, action, [], n, basis=basis)
+        return n
     if action == "keep":
         return 0
     raise ValueError(f"unknown step action {action!r}")
+
+
+def _notify(
+    session: Session,
+    ctx: StepContext,
+    type: str,
+    table: str,
+    action: str,
+    columns: list[str],
+    rows: int,
+    **extra: str,
+) -> None:
+    """An Art. 19 event for recipients of the data: keys, table and column names only."""
+    events.emit(
+        session,
+        type=type,
+        aggregate_type="subject",
+        aggregate_id=ctx.subject_id,
+        subject=str(ctx.subject_id),
+        data={
+            "request_id": str(ctx.request_id),
+            "subject_id": str(ctx.subject_id),
+            "table": table,
+            "action": action,
+            "columns": columns,
+            "rows": rows,
+            **extra,
+        },
+    )
 
 
 def _coerce(table: Table, col: str, value: Any) -> Any:

@@ -58,6 +58,27 @@ def _hash_code(request_id: uuid.UUID, code: str) -> str:
     return hmac.new(request_id.bytes, code.encode(), hashlib.sha256).hexdigest()
 
 
+def lifecycle_event(session: Session, req: DsrRequest, what: str, **data: Any) -> None:
+    """Emit ``govern.dsr.<what>`` (ids, type, dates; never identifiers) for hooks and sinks."""
+    from govern import events
+
+    events.emit(
+        session,
+        type=f"govern.dsr.{what}",
+        aggregate_type="dsr",
+        aggregate_id=req.id,
+        data={
+            "request_id": str(req.id),
+            "type": req.type,
+            "state": req.state,
+            "jurisdiction": req.jurisdiction,
+            "due_at": req.due_at.isoformat(),
+            "subject_id": str(req.subject_id) if req.subject_id else None,
+            **data,
+        },
+    )
+
+
 def to_out(req: DsrRequest, now: dt.datetime | None = None) -> RequestOut:
     now = now or utcnow()
     return RequestOut(
@@ -204,6 +225,7 @@ def submit(
         target_id=str(req.id),
         details={"type": type, "jurisdiction": jurisdiction, "channel": channel},
     )
+    lifecycle_event(session, req, "submitted")
     code = None
     if verified:
         req.verified_at, req.verified_by = utcnow(), actor
@@ -283,6 +305,7 @@ def deny(session: Session, request_id: uuid.UUID, *, actor: str, reason: str) ->
     transition(session, req, "rejected", actor=actor, reason=reason.strip())
     req.decision_reason = reason.strip()
     req.completed_at = utcnow()
+    lifecycle_event(session, req, "rejected")
     return to_out(req)
 
 
@@ -338,6 +361,8 @@ def extend(
         target_id=str(req.id),
         details={"from": old.isoformat(), "to": req.due_at.isoformat(), "reason": reason.strip()},
     )
+    # Art. 12(3): the subject is told of the extension and why; hooks deliver the notice
+    lifecycle_event(session, req, "extended", previous_due_at=old.isoformat())
     session.flush()
     return to_out(req, now)
 
@@ -613,3 +638,36 @@ def export_package(
         tables=exp.tables,
         rows=exp.rows,
     )
+
+
+def check_deadlines(
+    session: Session,
+    *,
+    due_soon: dt.timedelta = dt.timedelta(days=7),
+    now: dt.datetime | None = None,
+) -> dict[str, int]:
+    """Emit ``govern.dsr.due_soon`` and ``govern.dsr.overdue`` once per open request.
+
+    Workers call this on every pass; a request's ``notified`` map remembers what was sent,
+    and an extension re-arms the due-soon notice for the new deadline.
+    """
+    now = now or utcnow()
+    sent = {"due_soon": 0, "overdue": 0}
+    stmt = (
+        select(DsrRequest)
+        .where(DsrRequest.state.in_(OPEN_STATES), DsrRequest.due_at <= now + due_soon)
+        .order_by(DsrRequest.due_at)
+        .with_for_update(skip_locked=True)
+    )
+    for req in session.scalars(stmt):
+        notified = dict(req.notified or {})
+        what = "overdue" if now >= req.due_at else "due_soon"
+        key = f"{what}:{req.due_at.isoformat()}"
+        if key in notified:
+            continue
+        lifecycle_event(session, req, what)
+        notified[key] = now.isoformat()
+        req.notified = notified
+        sent[what] += 1
+    session.flush()
+    return sent

@@ -17,18 +17,24 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+if TYPE_CHECKING:
+    from govern.events import HookRegistry
+
 from govern import audit
 from govern.dsr.engine import StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
-from govern.dsr.service import get_request, transition
+from govern.dsr.service import check_deadlines, get_request, lifecycle_event, transition
 from govern.errors import IllegalTransitionError
 from govern.types.utc import utcnow
 
@@ -44,8 +50,25 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+_HOOKS: ContextVar[HookRegistry | None] = ContextVar("govern_dsr_hooks", default=None)
+
+
+@contextmanager
+def _using(hooks: HookRegistry | None) -> Iterator[None]:
+    """Attach ``hooks`` to every session this call opens (each step's transaction)."""
+    token = _HOOKS.set(hooks)
+    try:
+        yield
+    finally:
+        _HOOKS.reset(token)
+
+
 def _session(engine: Engine) -> Session:
-    return Session(engine, expire_on_commit=False)
+    session = Session(engine, expire_on_commit=False)
+    hooks = _HOOKS.get()
+    if hooks is not None:
+        hooks.attach(session)
+    return session
 
 
 def _claimable(now: dt.datetime) -> object:
@@ -324,6 +347,7 @@ def _complete(
         req.outcome = outcome
         reason = "no data held about this person" if req.subject_id is None else "all steps done"
         transition(session, req, "completed", actor=worker, reason=reason)
+        lifecycle_event(session, req, "completed", exceptions=len(outcome.get("exceptions", [])))
         req.completed_at = utcnow()
         req.claimed_by, req.lease_expires_at = None, None
         if req.type == "rectification":
@@ -361,13 +385,18 @@ def process_request(
     worker: str | None = None,
     lease: dt.timedelta = DEFAULT_LEASE,
     on_step: StepHook | None = None,
+    hooks: HookRegistry | None = None,
 ) -> ProcessResult:
-    """Process one approved request now (or resume an abandoned one) to the end."""
+    """Process one approved request now (or resume an abandoned one) to the end.
+
+    ``hooks`` run after each commit for the events it emitted (completed, Art. 19 ...).
+    """
     worker = worker or default_worker_id()
-    take(engine, rid, worker=worker, lease=lease)
-    return run_claimed(
-        engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
-    )
+    with _using(hooks):
+        take(engine, rid, worker=worker, lease=lease)
+        return run_claimed(
+            engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+        )
 
 
 def work(
@@ -380,20 +409,33 @@ def work(
     max_requests: int | None = None,
     lease: dt.timedelta = DEFAULT_LEASE,
     on_step: StepHook | None = None,
+    hooks: HookRegistry | None = None,
+    due_soon: dt.timedelta = dt.timedelta(days=7),
 ) -> WorkResult:
-    """Claim and process requests until the queue is empty (``once``) or forever."""
+    """Claim and process requests until the queue is empty (``once``) or forever.
+
+    Each pass over an empty queue also sends the due-soon and overdue notices.
+    """
     worker = worker or default_worker_id()
     done: list[ProcessResult] = []
-    while max_requests is None or len(done) < max_requests:
-        rid = claim_next(engine, worker=worker, lease=lease)
-        if rid is None:
-            if once:
-                break
-            time.sleep(poll)
-            continue
-        done.append(
-            run_claimed(
-                engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+    with _using(hooks):
+        _sweep(engine, due_soon)
+        while max_requests is None or len(done) < max_requests:
+            rid = claim_next(engine, worker=worker, lease=lease)
+            if rid is None:
+                if once:
+                    break
+                time.sleep(poll)
+                _sweep(engine, due_soon)
+                continue
+            done.append(
+                run_claimed(
+                    engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+                )
             )
-        )
     return WorkResult(worker=worker, processed=done)
+
+
+def _sweep(engine: Engine, due_soon: dt.timedelta) -> None:
+    with _session(engine) as session, session.begin():
+        check_deadlines(session, due_soon=due_soon)
