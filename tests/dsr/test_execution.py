@@ -103,6 +103,7 @@ def test_erasure_across_every_domain(
             assert _count(s, model, subject_id=sid) == 0
         assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 0
         assert _count(s, analytics.AnalyticsSession, subject_id=sid) == 0
+        assert _count(s, analytics.AnalyticsSession, ip_address="10.0.0.1") == 1  # the other
         pay = s.scalars(select(commerce.Payment).where(commerce.Payment.subject_id == sid)).one()
         assert pay.card_number is None
         assert pay.card_holder is None

@@ -119,7 +119,15 @@ _SHIPPED: tuple[TableActions, ...] = (
     TableActions("invoices", "keep", exception=_STATUTORY, rectifiable=("billing_address",)),
     TableActions("refunds", "redact", {"reason": None}),
     TableActions("wallets", "delete"),
-    TableActions("analytics_sessions", "delete", portable=False),
+    # Sessions are anonymised, not deleted: their events and page views (other subjects'
+    # rows included) reference them, and without the subject and the device data a
+    # session row is no longer personal data.
+    TableActions(
+        "analytics_sessions",
+        "redact",
+        {"subject_id": None, "ip_address": None, "user_agent": None, "device_id": None},
+        portable=False,
+    ),
     TableActions("analytics_events", "delete", portable=False),
     TableActions("page_views", "delete", portable=False),
     TableActions("communities", "redact", {"owner_subject_id": None}),
