@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import functools
 import hashlib
 import hmac
 import json
@@ -27,9 +28,13 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Date,
+    Delete,
     MetaData,
+    Select,
     String,
     Table,
+    Update,
+    bindparam,
     delete,
     func,
     insert,
@@ -91,21 +96,54 @@ def subject_filter_column(table: Table, column: str, subject_id: uuid.UUID) -> C
     return table.c[column] == subject_id
 
 
+SID = "dsr_sid"
+"""Name of the bind parameter carrying the subject id in the cached statements below."""
+
+
+@functools.cache
+def _count_stmt(tables: tuple[Table, ...]) -> Select[Any]:
+    # built once per table set: reusing the statement object skips SQLAlchemy's cache-key
+    # generation, which dominates the cost of small per-subject statements
+    return select(
+        *(
+            select(func.count())
+            .select_from(t)
+            .where(subject_filter(t, bindparam(SID)))  # type: ignore[arg-type]
+            .scalar_subquery()
+            for t in tables
+        )
+    )
+
+
+@functools.cache
+def _delete_stmt(table: Table) -> Delete:
+    return delete(table).where(subject_filter(table, bindparam(SID)))  # type: ignore[arg-type]
+
+
+@functools.cache
+def _update_stmt(table: Table, columns: tuple[str, ...]) -> Update:
+    values = {c: bindparam(f"dsr_v_{c}", type_=table.c[c].type) for c in columns}
+    return update(table).where(subject_filter(table, bindparam(SID))).values(values)  # type: ignore[arg-type]
+
+
+def _update(
+    session: Session, table: Table, subject_id: uuid.UUID, values: Mapping[str, Any]
+) -> int:
+    cols = tuple(sorted(values))
+    params = {SID: subject_id, **{f"dsr_v_{c}": values[c] for c in cols}}
+    return int(session.execute(_update_stmt(table, cols), params).rowcount)  # type: ignore[attr-defined]
+
+
 def count_many(session: Session, tables: list[Table], subject_id: uuid.UUID) -> dict[str, int]:
     """Row counts of one subject in many tables, in one round trip."""
     if not tables:
         return {}
-    subqueries = [
-        select(func.count()).select_from(t).where(subject_filter(t, subject_id)).scalar_subquery()
-        for t in tables
-    ]
-    row = session.execute(select(*subqueries)).one()
+    row = session.execute(_count_stmt(tuple(tables)), {SID: subject_id}).one()
     return {t.name: int(n or 0) for t, n in zip(tables, row, strict=True)}
 
 
 def count_rows(session: Session, table: Table, subject_id: uuid.UUID) -> int:
-    stmt = select(func.count()).select_from(table).where(subject_filter(table, subject_id))
-    return int(session.scalar(stmt) or 0)
+    return count_many(session, [table], subject_id)[table.name]
 
 
 def validate_corrections(metadata: MetaData, corrections: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,7 +291,8 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
         # Art. 19: tell recipients (keys only) before the rows go, in the same transaction
         pk = list(table.primary_key.columns)
         events.emit_tombstones(session, table, select(*pk).where(where), cause="erasure")
-        return int(session.execute(delete(table).where(where)).rowcount)  # type: ignore[attr-defined]
+        res = session.execute(_delete_stmt(table), {SID: ctx.subject_id})
+        return int(res.rowcount)  # type: ignore[attr-defined]
     if action == "redact":
         a = actions_for(table.name)
         assert a is not None
@@ -261,7 +300,7 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
             c: (pseudonym(ctx.subject_id, ctx.request_id) if v == PSEUDONYM else v)
             for c, v in a.redact.items()
         }
-        n = int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+        n = _update(session, table, ctx.subject_id, values)
         _notify(session, ctx, "govern.dsr.erased", table.name, action, list(a.redact), n)
         return n
     if action == "rectify":
@@ -270,7 +309,7 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
             for key, v in ctx.corrections.items()
             if key.partition(".")[0] == table.name
         }
-        n = int(session.execute(update(table).where(where).values(values)).rowcount)  # type: ignore[attr-defined]
+        n = _update(session, table, ctx.subject_id, values)
         _notify(session, ctx, "govern.dsr.rectified", table.name, action, sorted(values), n)
         return n
     if action == "restrict":

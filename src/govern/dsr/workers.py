@@ -13,6 +13,7 @@ write lock first, so claims are serialised.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import socket
 import time
@@ -21,9 +22,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, String, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -155,17 +156,47 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
     session.flush()
 
 
+_REQUESTS = cast(Table, DsrRequest.__table__)
+_STEPS = cast(Table, DsrStep.__table__)
+# Built once (Core, bind parameters): reused statement objects skip cache-key generation.
+_FENCE = (
+    update(_REQUESTS)
+    .where(
+        _REQUESTS.c.id == bindparam("rid"),
+        _REQUESTS.c.claimed_by == bindparam("worker"),
+        _REQUESTS.c.state == "in_progress",
+    )
+    .values(lease_expires_at=bindparam("until"))
+)
+_CHECKPOINT = (
+    update(_STEPS)
+    .where(_STEPS.c.id == bindparam("step_id"), _STEPS.c.status == "pending")
+    .values(
+        status=bindparam("new_status"),
+        rows_affected=bindparam("rows"),
+        done_at=bindparam("at"),
+        done_by=bindparam("by"),
+        exception=func.coalesce(bindparam("why", type_=String()), _STEPS.c.exception),
+    )
+)
+
+
+@functools.cache
+def _held_stmt() -> Select[tuple[bool]]:
+    from govern.holds import held_subject_ids
+    from govern.holds.models import LegalHoldSubject
+
+    return select(exists(held_subject_ids().where(LegalHoldSubject.subject_id == bindparam("sid"))))
+
+
+def _held(session: Session, subject_id: uuid.UUID) -> bool:
+    """``holds.is_held`` as one cached statement (checked before every destructive step)."""
+    return bool(session.scalar(_held_stmt(), {"sid": subject_id}))
+
+
 def _fence(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:
     """Renew our lease as the transaction's first write; False when another worker took over."""
-    res = session.execute(
-        update(DsrRequest)
-        .where(
-            DsrRequest.id == rid,
-            DsrRequest.claimed_by == worker,
-            DsrRequest.state == "in_progress",
-        )
-        .values(lease_expires_at=utcnow() + lease)
-    )
+    res = session.execute(_FENCE, {"rid": rid, "worker": worker, "until": utcnow() + lease})
     return int(res.rowcount) == 1  # type: ignore[attr-defined]
 
 
@@ -210,28 +241,27 @@ def _run_step_tx(
     worker: str,
 ) -> str:
     """Run one step and checkpoint it in ``session``; returns its final status."""
-    from govern import holds
     from govern.dsr.engine import run_step
 
     step_id, seq, table, action = step
     status, rows, exception = "done", 0, None
-    if action in DESTRUCTIVE and holds.is_held(session, ctx.subject_id):
+    if action in DESTRUCTIVE and _held(session, ctx.subject_id):
         status, exception = "skipped", HOLD_PLACED
     else:
         try:
             rows = run_step(session, ctx, table, action)
         except Exception as exc:
             raise _StepFailed(seq, exc) from exc
-    values: dict[str, object] = {
-        "status": status,
-        "rows_affected": rows,
-        "done_at": utcnow(),
-        "done_by": worker,
-    }
-    if exception is not None:
-        values["exception"] = exception
     res = session.execute(
-        update(DsrStep).where(DsrStep.id == step_id, DsrStep.status == "pending").values(values)
+        _CHECKPOINT,
+        {
+            "step_id": step_id,
+            "new_status": status,
+            "rows": rows,
+            "at": utcnow(),
+            "by": worker,
+            "why": exception,
+        },
     )
     if int(res.rowcount) != 1:  # type: ignore[attr-defined]
         raise _LostLease
