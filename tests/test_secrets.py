@@ -18,6 +18,7 @@ from govern.config import Settings
 KEK_BYTES = b"KEKSECRET-" + bytes(range(22))
 SECRETS = {
     "kek": base64.b64encode(KEK_BYTES).decode(),
+    "kek_previous": base64.b64encode(b"PREVSECRET-" + bytes(range(21))).decode(),
 }
 DB_PASSWORD = "DbPassw0rd-leak-canary"
 
@@ -32,6 +33,9 @@ COMMANDS = [
     ("migrate", "down", "--domain", "community"),
     ("config", "show"),
     ("config", "show", "--json"),
+    ("keys", "list"),
+    ("keys", "rotate"),
+    ("scan", "encryption"),
     ("migrate", "up", "--domain", "nope"),
     ("migrate", "up", "--to", "nope"),
     ("migrate", "down", "--domain", "core"),

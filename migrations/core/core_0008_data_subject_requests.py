@@ -1,7 +1,7 @@
 """data subject requests
 
 Revision ID: core_0008
-Revises: core_0006
+Revises: core_0004
 Create Date: 2026-11-27 18:17:41.311131
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "core_0008"
-down_revision: str | Sequence[str] | None = "core_0006"
+down_revision: str | Sequence[str] | None = "core_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

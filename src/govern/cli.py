@@ -273,7 +273,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sink", required=True, help="The sink to rewind.")
     p.add_argument("--from", type=int, required=True, help="The first outbox id to deliver again.")
+    # Keys and encryption (issue 3) -------------------------------------------------------
+    leaf(ksub, "list", command.keys_list, lambda a, s: command.keys_list(s))
+    leaf(ksub, "rotate", command.keys_rotate, lambda a, s: command.keys_rotate(s))
+    p = leaf(ksub, "reencrypt", command.keys_reencrypt, _reencrypt)
+    p.add_argument(
+        "--batch-size", type=int, default=1000, help="Values per committed batch (default 1000)."
+    )
+    p = leaf(ksub, "retire", command.keys_retire, lambda a, s: command.keys_retire(s, a.key_id))
+    p.add_argument("key_id", metavar="KEY", type=int, help="The id of the data key to retire.")
+    leaf(ksub, "rewrap", command.keys_rewrap, lambda a, s: command.keys_rewrap(s))
+    scan = top.add_parser("scan", help="Check protection of personal data.")
+    ssub = scan.add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    p = leaf(
+        ssub,
+        "encryption",
+        command.scan_encryption,
+        lambda a, s: command.scan_encryption(s, a.sample),
+    )
+    p.add_argument(
+        "--sample", type=int, default=200, help="Newest values per column to decrypt (default 200)."
+    )
     return parser
+
+
+def _reencrypt(args: argparse.Namespace, settings: Any) -> Any:
+    """``keys reencrypt`` with a rich progress bar on a terminal, silent when piped."""
+    if args.json or not sys.stderr.isatty():
+        return command.keys_reencrypt(settings, args.batch_size)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("re-sealing values", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return command.keys_reencrypt(settings, args.batch_size, progress)
 
 
 def _version() -> str:

@@ -7,6 +7,7 @@ these directly; they return result models and raise :class:`govern.errors.Govern
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from govern.config import Settings, env_example
 from govern.doctor import DoctorReport, run_doctor
+from govern.errors import UsageError
 from govern.migrations.schemas import CheckReport, HistoryReport, MigrateResult, StatusReport
 from govern.results import TextResult, WrittenFiles
 
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     )
     from govern.events.schemas import CdcStatusReport, RelayReport, ReplayResult
     from govern.holds import HoldList, HoldOut
+    from govern.keys.scan import ScanReport
+    from govern.keys.schemas import KeyChange, KeyList, ReencryptResult, RewrapResult
+    from govern.keys.service import Progress
 
 
 def _url(settings: Settings) -> str:
@@ -214,6 +219,102 @@ def quickstart(settings: Settings) -> QuickstartResult:
     )
 
 
+# Keys and encryption (issue 3) ----------------------------------------------------------
+@contextlib.contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import create_engine, describe_db_error
+
+    engine = create_engine(_url(settings))
+    try:
+        yield engine
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+
+
+def keys_list(settings: Settings) -> KeyList:
+    """List data keys with their state and age (never their material)."""
+    from govern.db import transaction
+    from govern.keys import list_keys
+    from govern.keys.schemas import KeyList
+
+    with _engine(settings) as engine, transaction(engine) as session:
+        return KeyList(keys=list_keys(session))
+
+
+def keys_rotate(settings: Settings) -> KeyChange:
+    """Create a new primary data key; new writes use it, old values stay readable."""
+    from govern.db import transaction
+    from govern.keys import attach, rotate
+    from govern.keys.schemas import KeyChange
+
+    with _engine(settings) as engine:
+        keyring = attach(engine, settings)
+        with transaction(engine) as session:
+            return KeyChange(action="rotated to", key=rotate(session, keyring))
+
+
+def keys_reencrypt(
+    settings: Settings, batch_size: int = 1000, progress: Progress | None = None
+) -> ReencryptResult:
+    """Re-seal values under old data keys with the primary, in resumable batches."""
+    from govern.keys import attach, reencrypt
+
+    with _engine(settings) as engine:
+        keyring = attach(engine, settings)
+        return reencrypt(engine, keyring, batch_size=batch_size, progress=progress)
+
+
+def keys_retire(settings: Settings, key_id: int) -> KeyChange:
+    """Retire a data key and destroy its material; refused while any value uses it."""
+    from govern.db import transaction
+    from govern.keys import attach, retire
+    from govern.keys.schemas import KeyChange
+
+    with _engine(settings) as engine:
+        attach(engine, settings)
+        with transaction(engine) as session:
+            return KeyChange(action="retired", key=retire(session, key_id))
+
+
+def keys_rewrap(settings: Settings) -> RewrapResult:
+    """Rewrap every key under GOVERN_KEK (old KEK in GOVERN_KEK_PREVIOUS); data untouched."""
+    from govern.db import transaction
+    from govern.keys import load_keyring, provider_from_settings, rewrap
+    from govern.keys.schemas import RewrapResult
+
+    with _engine(settings) as engine, transaction(engine) as session:
+        keyring = load_keyring(session, provider_from_settings(settings), create=False)
+        counts = rewrap(session, keyring)
+        return RewrapResult(kek_fingerprint=keyring.kek_fingerprint, **counts)
+
+
+def scan_encryption(settings: Settings, sample: int = 200) -> ScanReport:
+    """Check every personal column is protected and stored values are envelopes or tokens."""
+    from govern.db import transaction
+    from govern.keys import bind_keyring, load_keyring, provider_from_settings
+    from govern.keys import scan_encryption as scan
+
+    if sample < 0:
+        raise UsageError("--sample must be 0 or more")
+    with _engine(settings) as engine:
+        keyring = None
+        if settings.has_kek and _has_key_tables(engine):
+            with transaction(engine) as session:
+                keyring = load_keyring(session, provider_from_settings(settings), create=False)
+            bind_keyring(engine, keyring)
+        return scan(engine, keyring, sample=sample)
+
+
+def _has_key_tables(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(engine).has_table("data_keys"))
+
+
 def hold_add(
     settings: Settings, subjects: Sequence[str], reason: str, by: str, case: str | None = None
 ) -> HoldOut:
@@ -355,7 +456,7 @@ def dsr_submit(
     if not verified and code_out is None:
         raise UsageError("give --code-out FILE to receive the verification code, or --verified")
     ids = {"email": email or "", "subject_id": subject or "", "external_ref": external_ref or ""}
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         result = dsr.submit(
             session,
             type=type,
@@ -387,7 +488,7 @@ def dsr_verify(
     if (code is None) == (resend_to is None):
         raise UsageError("give either --code CODE or --resend-to FILE")
     failure: VerificationError | None = None
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         if resend_to is not None:
             new = dsr.resend_code(session, rid, actor=by)
             _write_code(resend_to, new.get_secret_value())
@@ -417,7 +518,7 @@ def dsr_list(
     if due_within is not None and due_within < 0:
         raise UsageError("--due-within needs a number of days >= 0")
     within = dt.timedelta(days=due_within) if due_within is not None else None
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.RequestList(
             requests=dsr.list_requests(
                 session, state=state, type=type, due_within=within, overdue=overdue
@@ -429,7 +530,7 @@ def dsr_show(settings: Settings, request_id: str) -> RequestDetail:
     """Show a request: state, deadline, transitions and steps (never identifier values)."""
     from govern import dsr
 
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.show(session, _parse_uuid(request_id, "REQUEST_ID"))
 
 
@@ -439,7 +540,7 @@ def dsr_approve(
     """Approve a verified request (or retry a failed one) for processing."""
     from govern import dsr
 
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.approve(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
 
 
@@ -447,7 +548,7 @@ def dsr_deny(settings: Settings, request_id: str, by: str, reason: str) -> Reque
     """Reject a request with a recorded reason."""
     from govern import dsr
 
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.deny(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
 
 
@@ -455,7 +556,7 @@ def dsr_extend(settings: Settings, request_id: str, by: str, reason: str) -> Req
     """Extend a deadline once (GDPR to three months, CCPA by 45 days) before it passes."""
     from govern import dsr
 
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.extend(
             session,
             _parse_uuid(request_id, "REQUEST_ID"),
@@ -469,18 +570,54 @@ def dsr_plan(settings: Settings, request_id: str) -> PlanOut:
     """Show what processing a request reads and changes, without changing anything."""
     from govern import dsr
 
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.plan(session, _parse_uuid(request_id, "REQUEST_ID"))
+
+
+def _dsr_engine(settings: Settings) -> Engine:
+    """An engine with the keyring attached when a KEK is configured (DSRs read and erase
+    encrypted columns, look subjects up by blind index and crypto-shred their keys)."""
+    from govern.db import create_engine
+
+    engine = create_engine(_url(settings))
+    if settings.has_kek:
+        from govern.keys import attach
+
+        attach(engine, settings)
+    return engine
 
 
 def _engine_call(settings: Settings, fn: Callable[[Engine], T]) -> T:
     from sqlalchemy.exc import DBAPIError
 
-    from govern.db import create_engine, describe_db_error
+    from govern.db import describe_db_error
 
-    engine = create_engine(_url(settings))
+    try:
+        engine = _dsr_engine(settings)
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
     try:
         return fn(engine)
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _dsr_session(settings: Settings) -> Iterator[Session]:
+    """Like ``_session``, on an engine with the keyring attached when a KEK is set."""
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import describe_db_error, transaction
+
+    try:
+        engine = _dsr_engine(settings)
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    try:
+        with transaction(engine) as session:
+            yield session
     except DBAPIError as exc:
         raise describe_db_error(_url(settings), exc) from None
     finally:
@@ -516,7 +653,7 @@ def dsr_export(settings: Settings, request_id: str, out: str | None = None) -> E
     from govern import dsr
 
     rid = _parse_uuid(request_id, "REQUEST_ID")
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.export_package(session, rid, out=Path(out) if out else None)
 
 
@@ -528,7 +665,7 @@ def dsr_report(settings: Settings, days: int | None = None) -> Report:
     from govern.types.utc import utcnow
 
     since = utcnow() - dt.timedelta(days=days) if days is not None else None
-    with _session(settings) as session:
+    with _dsr_session(settings) as session:
         return dsr.report(session, since=since)
 
 

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -73,6 +73,24 @@ class Settings(BaseSettings):
             "TOML file of event sinks for `govern cdc` ([sinks.NAME] tables; see docs/events.md)."
         ),
     )
+    # Encryption settings (issue 3) ------------------------------------------
+    kek_previous: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The KEK being replaced (base64, 32 bytes): accepted for unwrapping only, "
+            "while `govern keys rewrap` moves every key to GOVERN_KEK."
+        ),
+    )
+    kek_file: Path | None = Field(
+        default=None,
+        description=("A file holding the KEK as base64 (a mounted secret); instead of GOVERN_KEK."),
+    )
+    key_max_age_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days after which `govern doctor` asks to rotate the primary data key.",
+    )
 
     dsr_timezone: str = Field(
         default="UTC",
@@ -126,6 +144,28 @@ class Settings(BaseSettings):
     @classmethod
     def _check_kek(cls, value: SecretStr | None) -> SecretStr | None:
         return _decode_key(value, "GOVERN_KEK")
+
+    @field_validator("kek_previous")
+    @classmethod
+    def _check_kek_previous(cls, value: SecretStr | None) -> SecretStr | None:
+        return _decode_key(value, "GOVERN_KEK_PREVIOUS")
+
+    @model_validator(mode="after")
+    def _one_kek_source(self) -> Settings:
+        if self.kek is not None and self.kek_file is not None:
+            raise ValueError("GOVERN_KEK and GOVERN_KEK_FILE are both set; keep one")
+        if (
+            self.kek is not None
+            and self.kek_previous is not None
+            and self.kek.get_secret_value() == self.kek_previous.get_secret_value()
+        ):
+            raise ValueError("GOVERN_KEK_PREVIOUS equals GOVERN_KEK; it must be the old key")
+        return self
+
+    @property
+    def has_kek(self) -> bool:
+        """Whether a KEK is configured (in the environment or a file)."""
+        return self.kek is not None or self.kek_file is not None
 
     @property
     def url_for_display(self) -> str:

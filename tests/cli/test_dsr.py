@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import stat
 import uuid
 from pathlib import Path
@@ -14,7 +16,7 @@ from govern.cli import main
 from govern.db import create_engine, transaction
 from govern.dsr.models import DsrRequest
 from govern.types.utc import utcnow
-from tests.dsr.conftest import populate_subject
+from tests.dsr.conftest import keyed_engine, populate_subject
 
 
 @pytest.fixture
@@ -22,6 +24,7 @@ def env(migrated_url: str, govern_env: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("GOVERN_DATABASE_URL", migrated_url)
     monkeypatch.setenv("GOVERN_DSR_EXPORT_DIR", str(govern_env / "exports"))
     monkeypatch.setenv("GOVERN_DSR_HOLIDAYS", "2026-12-25,2026-12-26")
+    monkeypatch.setenv("GOVERN_KEK", base64.b64encode(os.urandom(32)).decode())
     return govern_env
 
 
@@ -43,7 +46,7 @@ def _count(url: str) -> int:
 def test_access_request_through_the_cli(
     env: Path, migrated_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url, os.environ["GOVERN_KEK"])
     with transaction(engine) as s:
         populate_subject(s, email="ada@example.com")
     engine.dispose()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import os
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,9 +14,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from govern.config import load_settings
 from govern.db import create_engine
 from govern.domains import analytics, commerce, community, core
 from govern.dsr import WorkCalendar
+from govern.keys import attach
 
 
 def populate_subject(session: Session, *, events: int = 5, email: str | None = None) -> uuid.UUID:
@@ -101,9 +105,22 @@ def populate_subject(session: Session, *, events: int = 5, email: str | None = N
     return sid
 
 
+def keyed_engine(url: str, kek: str) -> Engine:
+    """An engine with the database's keyring attached (created on first use) under ``kek``."""
+    eng = create_engine(url)
+    attach(eng, load_settings({"GOVERN_DATABASE_URL": url, "GOVERN_KEK": kek}))
+    return eng
+
+
 @pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
-    eng = create_engine(migrated_url)
+def kek() -> str:
+    """A KEK for this test: worker subprocesses get it as GOVERN_KEK to read the same keys."""
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def engine(migrated_url: str, kek: str) -> Iterator[Engine]:
+    eng = keyed_engine(migrated_url, kek)
     yield eng
     eng.dispose()
 

@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from govern import dsr, holds
+from govern import dsr, holds, keys
 from govern.db import load_models, transaction
 from govern.domains import analytics, commerce, community, core
 from govern.dsr import WorkCalendar
 from govern.dsr.engine import pseudonym
+from govern.keys.models import ShredProof, SubjectKey
 
 from .conftest import populate_subject
 
@@ -76,10 +77,12 @@ def test_plan_changes_nothing(engine: Engine, calendar: WorkCalendar) -> None:
     assert by_table["invoices"].action == "restrict"
     assert by_table["subjects"].action == "redact"
     assert any("Art. 17(3)(b)" in e for e in p.exceptions)
-    # children before parents, the subject last
+    # children before parents, the subject row last but the key destruction
     names = [st.table for st in p.steps]
     assert names.index("page_views") < names.index("analytics_sessions")
-    assert names[-1] == "subjects"
+    assert names[-2:] == ["subjects", "subject_keys"]
+    assert p.steps[-1].action == "shred"
+    assert p.steps[-1].rows == 1
 
 
 def test_erasure_across_every_domain(
@@ -103,7 +106,18 @@ def test_erasure_across_every_domain(
             assert _count(s, model, subject_id=sid) == 0
         assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 0
         assert _count(s, analytics.AnalyticsSession, subject_id=sid) == 0
-        assert _count(s, analytics.AnalyticsSession, ip_address="10.0.0.1") == 1  # the other
+        other_session = s.scalars(
+            select(analytics.AnalyticsSession).where(
+                analytics.AnalyticsSession.subject_id == other
+            )
+        ).one()
+        assert other_session.ip_address == "10.0.0.1"  # the other subject's key is intact
+        # the subject's key is destroyed, with a proof; blind indexes no longer find them
+        assert _count(s, SubjectKey, subject_id=sid) == 0
+        assert _count(s, SubjectKey, subject_id=other) == 1
+        assert s.scalar(select(func.count()).select_from(ShredProof)) == 1
+        assert subj.email_index is None
+        assert keys.lookup(s, core.Subject.external_ref, f"ext-{sid.hex[:10]}") == []
         pay = s.scalars(select(commerce.Payment).where(commerce.Payment.subject_id == sid)).one()
         assert pay.card_number is None
         assert pay.card_holder is None
@@ -194,7 +208,10 @@ def test_access_and_portability_packages(
         assert len(events) == 7
         assert {e["subject_id"] for e in events} == {str(sid)}
         pays = json.loads(files["data/payments.json"])
-        assert pays[0]["card_number"] == "4111111111111111"
+        # sealed columns are decrypted; card numbers stay tokens (last four digits shown)
+        assert pays[0]["card_holder"] == "Ada Lovelace"
+        assert pays[0]["card_number"].endswith("1111")
+        assert "4111111111111111" not in json.dumps(pays)
     else:
         assert "data/analytics_events.json" not in files  # observed, not provided, data
     subj = json.loads(files["data/subjects.json"])

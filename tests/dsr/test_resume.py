@@ -4,6 +4,7 @@ that the result is complete and that no step ran twice."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -46,10 +47,12 @@ def _runnable(engine: Engine, rid: uuid.UUID) -> list[int]:
         return [st.seq for st in dsr.plan(s, rid).steps if st.action != "keep"]
 
 
-def _kill_at(url: str, rid: uuid.UUID, out: Path, seq: int, phase: str) -> int:
+def _kill_at(url: str, kek: str, rid: uuid.UUID, out: Path, seq: int, phase: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
     proc = subprocess.run(
         [sys.executable, "-m", "tests.dsr.victim", url, str(rid), str(out), str(seq), phase],
         cwd=ROOT,
+        env={**env, "GOVERN_KEK": kek},
         capture_output=True,
         text=True,
         timeout=120,
@@ -83,13 +86,18 @@ def _pending_seqs(engine: Engine, rid: uuid.UUID) -> list[int]:
 
 @pytest.mark.parametrize("phase", ["executed", "committed"])
 def test_erasure_killed_at_every_step_resumes_exactly_once(
-    engine: Engine, migrated_url: str, calendar: WorkCalendar, export_dir: Path, phase: str
+    engine: Engine,
+    migrated_url: str,
+    kek: str,
+    calendar: WorkCalendar,
+    export_dir: Path,
+    phase: str,
 ) -> None:
     steps = _runnable(engine, _new_request(engine, calendar, "erasure")[1])
     assert len(steps) > 10
     for seq in steps:
         sid, rid = _new_request(engine, calendar, "erasure")
-        assert _kill_at(migrated_url, rid, export_dir, seq, phase) == -9
+        assert _kill_at(migrated_url, kek, rid, export_dir, seq, phase) == -9
         with transaction(engine) as s:
             assert dsr.show(s, rid).request.state == "in_progress"
         done_before = set(_step_audits(engine, rid))
@@ -126,12 +134,12 @@ def test_erasure_killed_at_every_step_resumes_exactly_once(
 
 
 def test_access_killed_at_every_step_gives_a_complete_package(
-    engine: Engine, migrated_url: str, calendar: WorkCalendar, export_dir: Path
+    engine: Engine, migrated_url: str, kek: str, calendar: WorkCalendar, export_dir: Path
 ) -> None:
     steps = _runnable(engine, _new_request(engine, calendar, "access")[1])
     for seq in [*steps[:: max(1, len(steps) // 6)], steps[-1]]:
         _, rid = _new_request(engine, calendar, "access")
-        assert _kill_at(migrated_url, rid, export_dir, seq, "executed") == -9
+        assert _kill_at(migrated_url, kek, rid, export_dir, seq, "executed") == -9
         result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
         assert result.state == "completed"
         assert result.export_path

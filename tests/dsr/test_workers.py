@@ -20,7 +20,7 @@ from govern.domains.core import AuditLog
 from govern.dsr import WorkCalendar
 from govern.dsr.models import DsrRequest, DsrTransition
 
-from .conftest import populate_subject
+from .conftest import keyed_engine, populate_subject
 
 TYPES = ("erasure", "restriction", "access", "objection")
 
@@ -43,9 +43,9 @@ def _queue(engine: Engine, cal: WorkCalendar, n: int) -> list[uuid.UUID]:
     return ids
 
 
-def _run_workers(url: str, out: Path, count: int) -> list[dict[str, object]]:
+def _run_workers(url: str, kek: str, out: Path, count: int) -> list[dict[str, object]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
-    env |= {"GOVERN_DATABASE_URL": url, "GOVERN_DSR_EXPORT_DIR": str(out)}
+    env |= {"GOVERN_DATABASE_URL": url, "GOVERN_DSR_EXPORT_DIR": str(out), "GOVERN_KEK": kek}
     procs = [
         subprocess.Popen(
             [
@@ -103,29 +103,27 @@ def _check_exactly_once(
 
 @pytest.mark.postgres
 def test_four_workers_on_postgres(
-    databases: object, calendar: WorkCalendar, tmp_path: Path
+    databases: object, kek: str, calendar: WorkCalendar, tmp_path: Path
 ) -> None:
-    from govern.db import create_engine
-
     url = databases.migrated("postgresql")  # type: ignore[attr-defined]
-    engine = create_engine(url)
+    engine = keyed_engine(url, kek)
     try:
         ids = _queue(engine, calendar, 240)
-        results = _run_workers(url, tmp_path / "exports", 4)
+        results = _run_workers(url, kek, tmp_path / "exports", 4)
         _check_exactly_once(engine, ids, results)
         assert len(list((tmp_path / "exports").glob("*.zip"))) == 60
     finally:
         engine.dispose()
 
 
-def test_two_workers_on_sqlite(databases: object, calendar: WorkCalendar, tmp_path: Path) -> None:
-    from govern.db import create_engine
-
+def test_two_workers_on_sqlite(
+    databases: object, kek: str, calendar: WorkCalendar, tmp_path: Path
+) -> None:
     url = databases.migrated("sqlite")  # type: ignore[attr-defined]
-    engine = create_engine(url)
+    engine = keyed_engine(url, kek)
     try:
         ids = _queue(engine, calendar, 40)
-        results = _run_workers(url, tmp_path / "exports", 2)
+        results = _run_workers(url, kek, tmp_path / "exports", 2)
         _check_exactly_once(engine, ids, results)
     finally:
         engine.dispose()

@@ -14,7 +14,9 @@ import uuid
 from pathlib import Path
 
 from govern import dsr
+from govern.config import load_settings
 from govern.db import create_engine
+from govern.keys import attach
 
 
 def main() -> None:
@@ -25,6 +27,7 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     engine = create_engine(url)
+    attach(engine, load_settings())  # GOVERN_KEK comes from the environment
     # an already expired lease, so that the test's resuming worker can take over at once
     dsr.process_request(
         engine,

@@ -23,7 +23,7 @@ from sqlalchemy import MetaData, Table
 
 from govern.errors import UsageError
 
-ErasureKind = Literal["delete", "redact", "keep"]
+ErasureKind = Literal["delete", "redact", "keep", "shred"]
 
 PSEUDONYM = "<pseudonym>"
 """Redaction value meaning: a keyed, per-subject pseudonym (for NOT NULL unique columns)."""
@@ -140,6 +140,7 @@ _SHIPPED: tuple[TableActions, ...] = (
         "moderation_reports", "redact", {"notes": None, "reporter_subject_id": None}, portable=False
     ),
 )
+_KEYS = (TableActions("subject_keys", "shred", portable=False, restrictable=False, access=False),)
 _ACCOUNTABILITY = LegalException(
     article="Art. 5(2)",
     reason="records of how requests and holds were handled (accountability)",
@@ -160,7 +161,7 @@ _RECORDS: tuple[TableActions, ...] = tuple(
         ("legal_hold_subjects", _HOLD),
     )
 )
-for _a in (*_SHIPPED, *_RECORDS):
+for _a in (*_SHIPPED, *_KEYS, *_RECORDS):
     _REGISTRY[_a.table] = _a
 
 
@@ -184,10 +185,12 @@ def register_actions(
     kind: ErasureKind
     if isinstance(erasure, Redact):
         kind, redact = "redact", erasure.columns
-    elif erasure in ("delete", "keep"):
+    elif erasure in ("delete", "keep", "shred"):
         kind = erasure
     else:
-        raise UsageError(f"unknown erasure action {erasure!r}; use 'delete', 'keep' or Redact")
+        raise UsageError(
+            f"unknown erasure action {erasure!r}; use 'delete', 'keep', 'shred' or Redact"
+        )
     if kind == "keep" and exception is None:
         raise UsageError(f"keeping {name} on erasure needs a LegalException saying why")
     entry = TableActions(
@@ -208,7 +211,7 @@ def register_actions(
 def unregister_actions(table: str) -> None:
     """Forget a host table's actions (the shipped tables can be replaced, not removed)."""
     with _LOCK:
-        if table in {a.table for a in (*_SHIPPED, *_RECORDS)}:
+        if table in {a.table for a in (*_SHIPPED, *_KEYS, *_RECORDS)}:
             raise UsageError(f"{table} is a shipped table; replace its actions instead")
         _REGISTRY.pop(table, None)
 

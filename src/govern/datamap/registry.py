@@ -53,8 +53,15 @@ def governed(
 
 @dataclass(frozen=True)
 class ColumnEntry:
+    """A personal-data column; ``protection`` is how it is stored (None: in the clear).
+
+    ``protection`` is ``"encrypted"``, ``"encrypted+blind-index"`` (searchable by equality),
+    ``"tokenised"`` or ``"shredded"``, read from the column's type.
+    """
+
     name: str
     categories: tuple[str, ...]
+    protection: str | None = None
 
     @property
     def is_financial(self) -> bool:
@@ -72,10 +79,21 @@ class TableEntry:
     columns: tuple[ColumnEntry, ...]
 
 
+def _protection(table: Table, column: Any) -> str | None:
+    protection = getattr(type(column.type), "protection", None)
+    if protection == "encrypted" and any(
+        getattr(c.type, "source", None) == column.name
+        and getattr(type(c.type), "protection", None) == "blind-index"
+        for c in table.columns
+    ):
+        return "encrypted+blind-index"
+    return protection
+
+
 def _entry(table: Table) -> TableEntry:
     info = table.info
     cols = tuple(
-        ColumnEntry(c.name, tuple(c.info["categories"]))
+        ColumnEntry(c.name, tuple(c.info["categories"]), _protection(table, c))
         for c in table.columns
         if c.info.get("categories")
     )

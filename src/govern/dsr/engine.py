@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
-    Date,
     Delete,
     MetaData,
     Select,
-    String,
     Table,
     Update,
     bindparam,
@@ -126,9 +123,21 @@ def _update_stmt(table: Table, columns: tuple[str, ...]) -> Update:
     return update(table).where(subject_filter(table, bindparam(SID))).values(values)  # type: ignore[arg-type]
 
 
+def _needs_orm(table: Table, values: Mapping[str, Any]) -> bool:
+    """Blind-index twins and sealed values are computed at ORM flush, not by Core binds."""
+    from govern.types._protected import Protected
+
+    sealed = any(
+        v is not None and isinstance(table.c[c].type, Protected) for c, v in values.items()
+    )
+    return sealed or _has_twins(table)
+
+
 def _update(
     session: Session, table: Table, subject_id: uuid.UUID, values: Mapping[str, Any]
 ) -> int:
+    if _needs_orm(table, values) and _mapped_class(table) is not None:
+        return _orm_update(session, table, subject_id, values)
     cols = tuple(sorted(values))
     params = {SID: subject_id, **{f"dsr_v_{c}": values[c] for c in cols}}
     return int(session.execute(_update_stmt(table, cols), params).rowcount)  # type: ignore[attr-defined]
@@ -166,22 +175,24 @@ def validate_corrections(metadata: MetaData, corrections: Mapping[str, Any]) -> 
                 raise RectificationError(f"{key} cannot be empty")
             clean[key] = None
             continue
-        if isinstance(col.type, Date):
+        kind = _python_type(col)
+        if kind is dt.date:
             try:
                 clean[key] = dt.date.fromisoformat(str(value)).isoformat()
             except ValueError:
                 raise RectificationError(f"{key} must be an ISO date (YYYY-MM-DD)") from None
             continue
-        if isinstance(col.type, JSON):
+        if kind in (dict, list):
             if not isinstance(value, dict | list):
                 raise RectificationError(f"{key} must be a JSON object or list")
             clean[key] = value
             continue
-        if isinstance(col.type, String):
+        if kind is str:
             if not isinstance(value, str) or not value.strip():
                 raise RectificationError(f"{key} must be a non-empty text")
-            if col.type.length is not None and len(value) > col.type.length:
-                raise RectificationError(f"{key} is longer than {col.type.length} characters")
+            length = getattr(col.type, "length", None)
+            if length is not None and len(value) > length:
+                raise RectificationError(f"{key} is longer than {length} characters")
             cats = col.info.get("categories", [])
             if "user.contact.email" in cats and not _EMAIL.match(value):
                 raise RectificationError(f"{key} is not an email address")
@@ -213,12 +224,19 @@ def build_plan(
             if not a.access or (type == "portability" and not a.portable):
                 continue
             plan.steps.append(
-                PlannedStep(t.name, "read", [c.name for c in t.columns], counts[t.name])
+                PlannedStep(t.name, "read", [c.name for c in exported_columns(t)], counts[t.name])
             )
         plan.steps.append(PlannedStep(None, "package", [], 0))
     elif type == "erasure":
+        shred: list[PlannedStep] = []
         for t, a in reversed(tables):
             n = counts[t.name]
+            if a.erasure == "shred":
+                # last: no later step may seal a value under a key about to be destroyed
+                shred.append(PlannedStep(t.name, "keep" if held else "shred", [], n))
+                if held:
+                    shred[-1].exception = "Art. 17(3)(e): subject under a legal hold"
+                continue
             if held and a.erasure != "keep":
                 plan.steps.append(
                     PlannedStep(t.name, "keep", [], n, "Art. 17(3)(e): subject under a legal hold")
@@ -236,6 +254,7 @@ def build_plan(
                 )
             else:
                 plan.steps.append(PlannedStep(t.name, "keep", [], n))
+        plan.steps.extend(shred)
         if held:
             plan.exceptions.append("Art. 17(3)(e): subject under a legal hold; nothing erased")
     elif type == "rectification":
@@ -328,6 +347,13 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
         n = count_rows(session, table, ctx.subject_id)
         _notify(session, ctx, "govern.dsr.restricted", table.name, action, [], n, basis=basis)
         return n
+    if action == "shred":
+        from govern import keys
+
+        done = keys.shred_subject(session, ctx.subject_id, actor="dsr", reason="erasure")
+        n = 0 if done is None else 1
+        _notify(session, ctx, "govern.dsr.erased", table.name, action, [], n)
+        return n
     if action == "keep":
         return 0
     raise ValueError(f"unknown step action {action!r}")
@@ -362,10 +388,53 @@ def _notify(
     )
 
 
+def _python_type(col: Any) -> type | None:
+    try:
+        return col.type.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return None
+
+
 def _coerce(table: Table, col: str, value: Any) -> Any:
-    if value is not None and isinstance(table.c[col].type, Date):
+    if value is not None and _python_type(table.c[col]) is dt.date:
         return dt.date.fromisoformat(str(value))
     return value
+
+
+def _mapped_class(table: Table) -> Any:
+    """The ORM class mapped to ``table``, if any (needed where flush fills derived columns)."""
+    from govern.db import CoreBase
+
+    for mapper in CoreBase.registry.mappers:
+        if mapper.local_table is table:
+            return mapper.class_
+    return None
+
+
+def _has_twins(table: Table) -> bool:
+    from govern.types.blind_index import BlindIndex
+
+    return any(isinstance(c.type, BlindIndex) for c in table.columns)
+
+
+def _orm_update(
+    session: Session, table: Table, subject_id: uuid.UUID, values: Mapping[str, Any]
+) -> int:
+    """Update through the ORM, so that blind-index twins are recomputed (or cleared) at flush."""
+    cls = _mapped_class(table)
+    rows = session.scalars(select(cls).where(subject_filter(table, subject_id))).all()
+    for row in rows:
+        for col, value in values.items():
+            setattr(row, col, value)
+    session.flush()
+    return len(rows)
+
+
+def exported_columns(table: Table) -> list[Any]:
+    """The columns a package carries: all but blind-index twins (keyed hashes, not data)."""
+    from govern.types.blind_index import BlindIndex
+
+    return [c for c in table.columns if not isinstance(c.type, BlindIndex)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -375,7 +444,9 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
-    return value
+    if value is None or isinstance(value, str | int | float | bool | dict | list):
+        return value
+    return str(value)  # e.g. a Shredded marker: its key was destroyed
 
 
 def _staging(ctx: StepContext) -> Path:
@@ -392,9 +463,10 @@ def write_table(
     """
     out = _staging(ctx)
     out.mkdir(parents=True, exist_ok=True)
-    names = [c.name for c in table.columns]
+    cols = exported_columns(table)
+    names = [c.name for c in cols]
     pk = list(table.primary_key.columns)
-    stmt = select(table).where(where).order_by(*pk)
+    stmt = select(*cols).where(where).order_by(*pk)
     result = session.execute(stmt.execution_options(yield_per=2000))
     n = 0
     tmp_json, tmp_csv = out / f"{table.name}.json.tmp", out / f"{table.name}.csv.tmp"

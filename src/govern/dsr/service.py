@@ -146,10 +146,15 @@ def resolve_subject(session: Session, identifiers: Mapping[str, str]) -> uuid.UU
             except ValueError:
                 raise UsageError("identifier subject_id must be a UUID") from None
             hit = session.scalar(select(Subject.id).where(Subject.id == sid))
-        elif kind == "email":
-            hit = session.scalar(select(Subject.id).where(Subject.email == value.strip()).limit(1))
-        elif kind == "external_ref":
-            hit = session.scalar(select(Subject.id).where(Subject.external_ref == value))
+        elif kind in ("email", "external_ref"):
+            # encrypted columns: found through their blind-index twins, exact after decryption
+            from govern.keys import lookup
+
+            attr = Subject.email if kind == "email" else Subject.external_ref
+            rows = lookup(session, attr, value)
+            if len(rows) > 1:
+                return None  # an identifier shared by several people identifies nobody
+            hit = rows[0].id if rows else None
         else:
             continue
         if hit is None:

@@ -43,7 +43,7 @@ StepHook = Callable[[int, str], None]
 """Called with (step seq, phase): ``"executed"`` before the step commits, ``"committed"`` after."""
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
-DESTRUCTIVE = frozenset({"delete", "redact"})
+DESTRUCTIVE = frozenset({"delete", "redact", "shred"})
 HOLD_PLACED = "Art. 17(3)(e): subject placed under a legal hold"
 
 
