@@ -107,9 +107,7 @@ def test_erasure_across_every_domain(
         assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 0
         assert _count(s, analytics.AnalyticsSession, subject_id=sid) == 0
         other_session = s.scalars(
-            select(analytics.AnalyticsSession).where(
-                analytics.AnalyticsSession.subject_id == other
-            )
+            select(analytics.AnalyticsSession).where(analytics.AnalyticsSession.subject_id == other)
         ).one()
         assert other_session.ip_address == "10.0.0.1"  # the other subject's key is intact
         # the subject's key is destroyed, with a proof; blind indexes no longer find them
