@@ -16,9 +16,11 @@ from govern.cli import main
 from govern.config import Settings
 
 KEK_BYTES = b"KEKSECRET-" + bytes(range(22))
+SIGNING_BYTES = b"SIGNSECRET-" + bytes(range(21))
 SECRETS = {
     "kek": base64.b64encode(KEK_BYTES).decode(),
     "kek_previous": base64.b64encode(b"PREVSECRET-" + bytes(range(21))).decode(),
+    "consent_signing_key": base64.b64encode(SIGNING_BYTES).decode(),
 }
 DB_PASSWORD = "DbPassw0rd-leak-canary"
 
@@ -39,11 +41,19 @@ COMMANDS = [
     ("migrate", "up", "--domain", "nope"),
     ("migrate", "up", "--to", "nope"),
     ("migrate", "down", "--domain", "core"),
+    ("consent", "checkpoint"),
+    ("consent", "verify"),
+    ("consent", "checkpoint", "--json"),
 ]
 
 
 def _needles() -> list[str]:
-    return [*SECRETS.values(), DB_PASSWORD, KEK_BYTES.decode("latin-1")]
+    return [
+        *SECRETS.values(),
+        DB_PASSWORD,
+        KEK_BYTES.decode("latin-1"),
+        SIGNING_BYTES.decode("latin-1"),
+    ]
 
 
 def test_every_secret_setting_is_covered() -> None:

@@ -1,7 +1,7 @@
 """data subject requests
 
 Revision ID: core_0008
-Revises: core_0004
+Revises: core_0005
 Create Date: 2026-11-27 18:17:41.311131
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "core_0008"
-down_revision: str | Sequence[str] | None = "core_0004"
+down_revision: str | Sequence[str] | None = "core_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("code_attempts", sa.Integer(), nullable=False),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("verified_by", sa.String(length=150), nullable=True),
-        sa.Column("corrections", sa.JSON(), nullable=False),
+        sa.Column("corrections", sa.LargeBinary(), nullable=False),
         sa.Column("claimed_by", sa.String(length=150), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
@@ -96,7 +96,7 @@ def upgrade() -> None:
         ),
         sa.Column("request_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("value", sa.String(length=320), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["request_id"],
             ["dsr_requests.id"],

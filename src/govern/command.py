@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
+import functools
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
@@ -28,6 +30,18 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
+    from govern.consent.schemas import (
+        AppendResult,
+        CatalogResult,
+        CheckpointOut,
+        ConsentDecision,
+        ConsentRecordOut,
+        ExportResult,
+        History,
+        NoticeTextOut,
+        PurposeList,
+        VerifyReport,
+    )
     from govern.dsr import (
         DsrMap,
         ExportOut,
@@ -181,9 +195,16 @@ def config_example(settings: Settings | None = None) -> TextResult:
 class ShownSettings(BaseModel):
     database_url: str
     kek: str
+    consent_signing_key: str = "(not set)"
+    consent_verify_key: str = "(not set)"
 
     def text_lines(self) -> list[str]:
-        return [f"GOVERN_DATABASE_URL={self.database_url}", f"GOVERN_KEK={self.kek}"]
+        return [
+            f"GOVERN_DATABASE_URL={self.database_url}",
+            f"GOVERN_KEK={self.kek}",
+            f"GOVERN_CONSENT_SIGNING_KEY={self.consent_signing_key}",
+            f"GOVERN_CONSENT_VERIFY_KEY={self.consent_verify_key}",
+        ]
 
 
 def config_show(settings: Settings) -> ShownSettings:
@@ -191,6 +212,10 @@ def config_show(settings: Settings) -> ShownSettings:
     return ShownSettings(
         database_url=settings.url_for_display,
         kek="(set, hidden)" if settings.kek is not None else "(not set)",
+        consent_signing_key=(
+            "(set, hidden)" if settings.consent_signing_key is not None else "(not set)"
+        ),
+        consent_verify_key=settings.consent_verify_key or "(not set)",
     )
 
 
@@ -394,6 +419,320 @@ def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
     sinks = load_sinks(settings.sinks_file)
     with _session(settings) as session:
         return replay(session, sinks, sink, from_id)
+
+
+# ----------------------------------------------------------------------------- consent ledger
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _db_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn driver errors (unreachable database, missing tables) into one-line DatabaseErrors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from sqlalchemy.exc import DBAPIError
+
+        from govern.db import describe_db_error
+
+        try:
+            return fn(*args, **kwargs)
+        except DBAPIError as exc:
+            settings = args[0]
+            assert isinstance(settings, Settings)
+            err = describe_db_error(_url(settings), exc)
+            raise type(err)(f"{err} (is it migrated? `govern migrate up`)") from None
+
+    return wrapper
+
+
+def _plain_engine(settings: Settings) -> Engine:
+    from govern.db import create_engine
+
+    return create_engine(_url(settings))
+
+
+def _timestamp(value: str | None, name: str) -> dt.datetime | None:
+    from govern.errors import InvalidTimestampError
+
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidTimestampError(f"{name} is not an ISO-8601 timestamp") from None
+
+
+def _verify_key(settings: Settings) -> str | None:
+    if settings.consent_verify_key is not None:
+        return settings.consent_verify_key
+    if settings.consent_signing_key is not None:
+        from govern.consent import public_key_of
+
+        return public_key_of(settings.consent_signing_key_bytes())
+    return None
+
+
+@_db_errors
+def consent_load(settings: Settings, path: str) -> CatalogResult:
+    """Load notices (with versions and localised texts) and purposes from a TOML or JSON file."""
+    import json
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from govern import consent
+    from govern.db import transaction
+    from govern.errors import ConsentError, UsageError
+
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode()) if file.suffix == ".toml" else json.loads(raw)
+        catalog = consent.Catalog.model_validate(data)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ConsentError(f"{path}: {where}: {first['msg']}") from None
+        raise ConsentError(f"{path} is not valid {file.suffix.lstrip('.') or 'JSON'}") from None
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.load_catalog(session, catalog)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_purposes(settings: Settings) -> PurposeList:
+    """List the purposes: legal basis, notice and current notice version."""
+    from govern import consent
+    from govern.consent.schemas import PurposeList
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return PurposeList(purposes=consent.list_purposes(session))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_notice(
+    settings: Settings, notice: str, locale: str | None = None, version: int | None = None
+) -> NoticeTextOut:
+    """Show a notice's text in a locale, following the fallback chain (fr-CA, fr, default)."""
+    from govern import consent
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.notice_text(session, notice, locale, version)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def _consent_record(
+    settings: Settings,
+    event: str,
+    subject: str,
+    purpose: str,
+    *,
+    notice_version: int | None = None,
+    locale: str | None = None,
+    method: str = "api",
+    jurisdiction: str | None = None,
+    at: str | None = None,
+    expires: str | None = None,
+    tcf: str | None = None,
+    idempotency_key: str | None = None,
+) -> ConsentRecordOut:
+    """Append one consent decision (given, refused, withdrawn, revoked) to the ledger."""
+    from govern import consent
+    from govern.consent.service import consent_in
+    from govern.db import write_transaction
+
+    item = consent_in(
+        subject=subject,
+        purpose=purpose,
+        event=event,
+        notice_version=notice_version,
+        locale=locale,
+        method=method,
+        jurisdiction=jurisdiction,
+        occurred_at=_timestamp(at, "--at"),
+        expires_at=_timestamp(expires, "--expires"),
+        tcf_string=tcf,
+        idempotency_key=idempotency_key,
+    )
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            return consent.append(session, item)
+    finally:
+        engine.dispose()
+
+
+def consent_grant(settings: Settings, subject: str, purpose: str, **kw: Any) -> ConsentRecordOut:
+    """Record that a subject gave consent for a purpose."""
+    return _consent_record(settings, "given", subject, purpose, **kw)
+
+
+def consent_withdraw(settings: Settings, subject: str, purpose: str, **kw: Any) -> ConsentRecordOut:
+    """Record that a subject withdrew consent for a purpose."""
+    return _consent_record(settings, "withdrawn", subject, purpose, **kw)
+
+
+@_db_errors
+def consent_gpc(
+    settings: Settings, subject: str, jurisdiction: str | None = None, at: str | None = None
+) -> AppendResult:
+    """Record a Global Privacy Control signal: an objection to every sale/sharing purpose."""
+    from govern import consent
+    from govern.consent.schemas import AppendResult
+    from govern.db import write_transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            records = consent.record_gpc(
+                session, subject, jurisdiction=jurisdiction, occurred_at=_timestamp(at, "--at")
+            )
+            return AppendResult(records=records)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_check(
+    settings: Settings, subject: str, purpose: str, at: str | None = None
+) -> ConsentDecision:
+    """Answer whether a subject's data may be processed for a purpose now (or --at a moment)."""
+    from govern import consent
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.check(session, subject, purpose, _timestamp(at, "--at"))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_history(settings: Settings, subject: str, purpose: str | None = None) -> History:
+    """List a subject's consent records in chain order."""
+    from govern import consent
+    from govern.consent.schemas import History
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return History(records=consent.history(session, subject, purpose))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_expire(settings: Settings) -> AppendResult:
+    """Append an expired record for every given consent whose validity has run out."""
+    from govern import consent
+    from govern.consent.schemas import AppendResult
+    from govern.db import write_transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            return AppendResult(records=consent.expire_due(session))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_checkpoint(settings: Settings) -> CheckpointOut:
+    """Sign the consent chains' heads with GOVERN_CONSENT_SIGNING_KEY (run periodically)."""
+    from govern import consent
+    from govern.db import write_transaction
+
+    key = settings.consent_signing_key_bytes()
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            return consent.create_checkpoint(session, key)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_verify(settings: Settings) -> VerifyReport:
+    """Recompute every hash, link, chain head, projection row and checkpoint; exit 1 on findings."""
+    from govern import consent
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.verify(session, _verify_key(settings))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_export(
+    settings: Settings,
+    fmt: str,
+    output: str,
+    subject: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> ExportResult:
+    """Write Kantara v1.1 receipts, ISO/IEC TS 27560 JSON lines or CSV, streamed to a file."""
+    from govern.consent.receipts import FORMATS, export_lines
+    from govern.consent.schemas import ExportResult
+    from govern.db import transaction
+    from govern.errors import UsageError
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    start, end = _timestamp(since, "--since"), _timestamp(until, "--until")
+    for name, value in (("--since", start), ("--until", end)):
+        if value is not None and value.tzinfo is None:
+            from govern.errors import InvalidTimestampError
+
+            raise InvalidTimestampError(f"{name} has no timezone")
+    engine = _plain_engine(settings)
+    count = 0
+    try:
+        with transaction(engine) as session, open(output, "w", encoding="utf-8") as out:
+            for line in export_lines(session, fmt, subject=subject, since=start, until=end):  # type: ignore[arg-type]
+                out.write(line)
+                count += 1
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    finally:
+        engine.dispose()
+    return ExportResult(format=fmt, records=count - (1 if fmt == "csv" else 0), path=output)
+
+
+def keys_generate_consent_key(settings: Settings | None = None) -> TextResult:
+    """Print a new Ed25519 signing key for GOVERN_CONSENT_SIGNING_KEY and its public key."""
+    from govern.consent import public_key_of
+
+    seed = secrets.token_bytes(32)
+    return TextResult(
+        text=f"GOVERN_CONSENT_SIGNING_KEY={base64.b64encode(seed).decode()}\n"
+        f"GOVERN_CONSENT_VERIFY_KEY={public_key_of(seed)}"
+    )
 
 
 # --- data-subject requests (govern dsr ...) ---------------------------------------------

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
         description="Days after which `govern doctor` asks to rotate the primary data key.",
     )
 
+    consent_signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key (base64 of a 32-byte seed) that signs consent-ledger "
+            "checkpoints; generate with `govern keys generate-consent-key`."
+        ),
+    )
+    consent_verify_key: str | None = Field(
+        default=None,
+        description=(
+            "Ed25519 public key (base64, 32 bytes) that consent checkpoints must be signed "
+            "with; pins verification when the signing key is kept elsewhere."
+        ),
+    )
     dsr_timezone: str = Field(
         default="UTC",
         description="IANA time zone whose calendar days DSR deadlines are counted in.",
@@ -166,6 +180,28 @@ class Settings(BaseSettings):
     def has_kek(self) -> bool:
         """Whether a KEK is configured (in the environment or a file)."""
         return self.kek is not None or self.kek_file is not None
+
+    @field_validator("consent_signing_key")
+    @classmethod
+    def _check_consent_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return _decode_key(value, "GOVERN_CONSENT_SIGNING_KEY")
+
+    @field_validator("consent_verify_key")
+    @classmethod
+    def _check_consent_verify_key(cls, value: str | None) -> str | None:
+        checked = _decode_key(
+            None if value is None else SecretStr(value), "GOVERN_CONSENT_VERIFY_KEY"
+        )
+        return None if checked is None else checked.get_secret_value()
+
+    def consent_signing_key_bytes(self) -> bytes:
+        """The Ed25519 seed; raises :class:`ConfigError` when it is not set."""
+        if self.consent_signing_key is None:
+            raise ConfigError(
+                "GOVERN_CONSENT_SIGNING_KEY is not set: generate one with "
+                "`govern keys generate-consent-key`"
+            )
+        return base64.b64decode(self.consent_signing_key.get_secret_value())
 
     @property
     def url_for_display(self) -> str:

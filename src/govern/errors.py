@@ -17,6 +17,13 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── MissingExtraError      an optional extra (govern[kafka]) is not installed
     │   ├── KeyInUseError          retiring a data key that still seals values
     │   ├── UnsearchableColumnError  a value comparison on an encrypted column
+    │   ├── ConsentError           the consent ledger refused an input; nothing was appended
+    │       ├── UnknownPurposeError
+    │       ├── UnknownNoticeError           a notice or notice version that does not exist
+    │       ├── MissingLocaleError           no text in the locale and no fallback
+    │       ├── InvalidTimestampError        naive, or in the future
+    │       ├── InvalidTCFStringError        not a TCF v2 TC string
+    │       └── DuplicateIdempotencyKeyError
     │   └── DsrError               a data-subject request cannot proceed as asked
     │       ├── UnknownRequestError     no request with that id
     │       ├── IllegalTransitionError  the state machine forbids that move
@@ -179,3 +186,31 @@ class TamperedValueError(CryptoError):
 
 class PlaintextRefusedError(CryptoError):
     """A value that is not an envelope or token was bound to a protected column."""
+
+
+class ConsentError(UsageError):
+    """The consent ledger refused an input; nothing was appended."""
+
+
+class UnknownPurposeError(ConsentError):
+    """A purpose key that the catalog does not hold."""
+
+
+class UnknownNoticeError(ConsentError):
+    """A notice, or a version of it, that does not exist."""
+
+
+class MissingLocaleError(ConsentError):
+    """A notice version has no text in the locale, nor in any fallback of it."""
+
+
+class InvalidTimestampError(ConsentError):
+    """A timestamp without a timezone, or in the future."""
+
+
+class InvalidTCFStringError(ConsentError):
+    """A string that is not shaped like an IAB TCF v2 TC string."""
+
+
+class DuplicateIdempotencyKeyError(ConsentError):
+    """A client idempotency key that an earlier record already used."""

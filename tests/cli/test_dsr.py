@@ -174,7 +174,7 @@ def test_extension_after_the_deadline_is_refused(
     sub = _json(
         capsys, ["dsr", "submit", "access", "--email", "a@example.com", "--by", "ops", "--verified"]
     )
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url, os.environ["GOVERN_KEK"])
     with transaction(engine) as s:
         s.get(DsrRequest, uuid.UUID(sub["request"]["id"])).due_at = utcnow()  # type: ignore[union-attr]
     engine.dispose()

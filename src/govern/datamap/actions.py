@@ -141,6 +141,24 @@ _SHIPPED: tuple[TableActions, ...] = (
     ),
 )
 _KEYS = (TableActions("subject_keys", "shred", portable=False, restrictable=False, access=False),)
+_CONSENT_PROOF = LegalException(
+    article="Art. 7(1)",
+    reason=(
+        "the consent ledger proves past consent; it is append-only and keyed by a pseudonymous"
+        " reference, so withdrawals are appended and erasure removes the link to the person"
+    ),
+    restrict=False,
+)
+_CONSENT = (
+    TableActions("consent_records", "keep", exception=_CONSENT_PROOF, portable=False),
+    TableActions("consent_state", "keep", exception=_CONSENT_PROOF, portable=False),
+    *(
+        TableActions(
+            t, "keep", exception=_CONSENT_PROOF, portable=False, restrictable=False, access=False
+        )
+        for t in ("consent_chain_heads", "consent_checkpoint_heads")
+    ),
+)
 _ACCOUNTABILITY = LegalException(
     article="Art. 5(2)",
     reason="records of how requests and holds were handled (accountability)",
@@ -161,7 +179,7 @@ _RECORDS: tuple[TableActions, ...] = tuple(
         ("legal_hold_subjects", _HOLD),
     )
 )
-for _a in (*_SHIPPED, *_KEYS, *_RECORDS):
+for _a in (*_SHIPPED, *_KEYS, *_CONSENT, *_RECORDS):
     _REGISTRY[_a.table] = _a
 
 
@@ -211,7 +229,7 @@ def register_actions(
 def unregister_actions(table: str) -> None:
     """Forget a host table's actions (the shipped tables can be replaced, not removed)."""
     with _LOCK:
-        if table in {a.table for a in (*_SHIPPED, *_KEYS, *_RECORDS)}:
+        if table in {a.table for a in (*_SHIPPED, *_KEYS, *_CONSENT, *_RECORDS)}:
             raise UsageError(f"{table} is a shipped table; replace its actions instead")
         _REGISTRY.pop(table, None)
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Update,
     bindparam,
     delete,
+    false,
     func,
     insert,
     select,
@@ -73,28 +74,53 @@ def linked_tables(metadata: MetaData) -> list[tuple[Table, TableActions]]:
     return out
 
 
-def subject_filter(table: Table, subject_id: uuid.UUID) -> ColumnElement[bool]:
-    """The WHERE clause selecting ``table``'s rows of one subject, following its subject_link."""
+def _is_reference(col: Any) -> bool:
+    """A pseudonymous text reference (the consent ledger's ``subject_ref``), not a subject id."""
+    try:
+        return bool(col.type.python_type is str)
+    except NotImplementedError:
+        return False
+
+
+def subject_filter(table: Table, subject_id: Any, ref: Any = None) -> ColumnElement[bool]:
+    """The WHERE clause selecting ``table``'s rows of one subject, following its subject_link.
+
+    Tables keyed by a pseudonymous reference match ``ref``: the subject's ``external_ref``.
+    """
     link = str(table.info["subject_link"])
     if "->" not in link:
-        return table.c[link] == subject_id
+        if _is_reference(table.c[link]):
+            return table.c[link] == ref if ref is not None else false()
+        return table.c[link] == subject_id  # type: ignore[no-any-return]
     local, target = (p.strip() for p in link.split("->", 1))
     target_table, target_col = target.split(".", 1)
     parent = table.metadata.tables[target_table]
     fk = next(f for f in table.c[local].foreign_keys if f.column.table is parent)
     return table.c[local].in_(
-        select(fk.column).where(subject_filter_column(parent, target_col, subject_id))
+        select(fk.column).where(subject_filter_column(parent, target_col, subject_id, ref))
     )
 
 
-def subject_filter_column(table: Table, column: str, subject_id: uuid.UUID) -> ColumnElement[bool]:
+def subject_filter_column(
+    table: Table, column: str, subject_id: Any, ref: Any = None
+) -> ColumnElement[bool]:
     if column == str(table.info.get("subject_link")):
-        return subject_filter(table, subject_id)
-    return table.c[column] == subject_id
+        return subject_filter(table, subject_id, ref)
+    return table.c[column] == subject_id  # type: ignore[no-any-return]
+
+
+def subject_ref(session: Session, subject_id: uuid.UUID) -> str | None:
+    """The subject's pseudonymous reference in other ledgers: its (decrypted) external_ref."""
+    from govern.domains.core import Subject
+
+    subj = session.get(Subject, subject_id)
+    return None if subj is None else subj.external_ref
 
 
 SID = "dsr_sid"
 """Name of the bind parameter carrying the subject id in the cached statements below."""
+REF = "dsr_ref"
+"""... and the one carrying the subject's pseudonymous reference."""
 
 
 @functools.cache
@@ -105,7 +131,7 @@ def _count_stmt(tables: tuple[Table, ...]) -> Select[Any]:
         *(
             select(func.count())
             .select_from(t)
-            .where(subject_filter(t, bindparam(SID)))  # type: ignore[arg-type]
+            .where(subject_filter(t, bindparam(SID), bindparam(REF)))
             .scalar_subquery()
             for t in tables
         )
@@ -114,13 +140,14 @@ def _count_stmt(tables: tuple[Table, ...]) -> Select[Any]:
 
 @functools.cache
 def _delete_stmt(table: Table) -> Delete:
-    return delete(table).where(subject_filter(table, bindparam(SID)))  # type: ignore[arg-type]
+    return delete(table).where(subject_filter(table, bindparam(SID), bindparam(REF)))
 
 
 @functools.cache
 def _update_stmt(table: Table, columns: tuple[str, ...]) -> Update:
     values = {c: bindparam(f"dsr_v_{c}", type_=table.c[c].type) for c in columns}
-    return update(table).where(subject_filter(table, bindparam(SID))).values(values)  # type: ignore[arg-type]
+    where = subject_filter(table, bindparam(SID), bindparam(REF))
+    return update(table).where(where).values(values)
 
 
 def _needs_orm(table: Table, values: Mapping[str, Any]) -> bool:
@@ -134,25 +161,33 @@ def _needs_orm(table: Table, values: Mapping[str, Any]) -> bool:
 
 
 def _update(
-    session: Session, table: Table, subject_id: uuid.UUID, values: Mapping[str, Any]
+    session: Session,
+    table: Table,
+    subject_id: uuid.UUID,
+    values: Mapping[str, Any],
+    ref: str | None = None,
 ) -> int:
     if _needs_orm(table, values) and _mapped_class(table) is not None:
-        return _orm_update(session, table, subject_id, values)
+        return _orm_update(session, table, subject_id, values, ref)
     cols = tuple(sorted(values))
-    params = {SID: subject_id, **{f"dsr_v_{c}": values[c] for c in cols}}
+    params = {SID: subject_id, REF: ref, **{f"dsr_v_{c}": values[c] for c in cols}}
     return int(session.execute(_update_stmt(table, cols), params).rowcount)  # type: ignore[attr-defined]
 
 
-def count_many(session: Session, tables: list[Table], subject_id: uuid.UUID) -> dict[str, int]:
+def count_many(
+    session: Session, tables: list[Table], subject_id: uuid.UUID, ref: str | None = None
+) -> dict[str, int]:
     """Row counts of one subject in many tables, in one round trip."""
     if not tables:
         return {}
-    row = session.execute(_count_stmt(tuple(tables)), {SID: subject_id}).one()
+    row = session.execute(_count_stmt(tuple(tables)), {SID: subject_id, REF: ref}).one()
     return {t.name: int(n or 0) for t, n in zip(tables, row, strict=True)}
 
 
-def count_rows(session: Session, table: Table, subject_id: uuid.UUID) -> int:
-    return count_many(session, [table], subject_id)[table.name]
+def count_rows(
+    session: Session, table: Table, subject_id: uuid.UUID, ref: str | None = None
+) -> int:
+    return count_many(session, [table], subject_id, ref)[table.name]
 
 
 def validate_corrections(metadata: MetaData, corrections: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,7 +253,8 @@ def build_plan(
     if subject_id is None:
         return plan
     tables = linked_tables(metadata)
-    counts = count_many(session, [t for t, _ in tables], subject_id)
+    ref = subject_ref(session, subject_id)
+    counts = count_many(session, [t for t, _ in tables], subject_id, ref)
     if type in ("access", "portability"):
         for t, a in tables:
             if not a.access or (type == "portability" and not a.portable):
@@ -228,6 +264,12 @@ def build_plan(
             )
         plan.steps.append(PlannedStep(None, "package", [], 0))
     elif type == "erasure":
+        # first: consents are keyed by the external_ref that a later step pseudonymises
+        given = len(_given_purposes(session, ref))
+        if "consent_state" in metadata.tables:
+            plan.steps.append(
+                PlannedStep("consent_state", "keep" if held else "withdraw", [], given)
+            )
         shred: list[PlannedStep] = []
         for t, a in reversed(tables):
             n = counts[t.name]
@@ -266,6 +308,9 @@ def build_plan(
             if t.name in by_table:
                 plan.steps.append(PlannedStep(t.name, "rectify", by_table[t.name], counts[t.name]))
     elif type in ("restriction", "objection"):
+        if type == "objection" and "consent_state" in metadata.tables:
+            given = len(_given_purposes(session, ref))
+            plan.steps.append(PlannedStep("consent_state", "withdraw", [], given))
         for t, a in tables:
             if not a.restrictable:
                 continue
@@ -294,6 +339,7 @@ class StepContext:
     corrections: Mapping[str, Any]
     export_dir: Path
     metadata: MetaData
+    subject_ref: str | None = None
 
 
 def run_step(session: Session, ctx: StepContext, table_name: str | None, action: str) -> int:
@@ -303,14 +349,14 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     if action == "package":
         return write_package(session, ctx, DsrExport)
     table = ctx.metadata.tables[str(table_name)]
-    where = subject_filter(table, ctx.subject_id)
+    where = subject_filter(table, ctx.subject_id, ctx.subject_ref)
     if action == "read":
         return write_table(session, ctx, table, where)
     if action == "delete":
         # Art. 19: tell recipients (keys only) before the rows go, in the same transaction
         pk = list(table.primary_key.columns)
         events.emit_tombstones(session, table, select(*pk).where(where), cause="erasure")
-        res = session.execute(_delete_stmt(table), {SID: ctx.subject_id})
+        res = session.execute(_delete_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
         return int(res.rowcount)  # type: ignore[attr-defined]
     if action == "redact":
         a = actions_for(table.name)
@@ -319,7 +365,7 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
             c: (pseudonym(ctx.subject_id, ctx.request_id) if v == PSEUDONYM else v)
             for c, v in a.redact.items()
         }
-        n = _update(session, table, ctx.subject_id, values)
+        n = _update(session, table, ctx.subject_id, values, ctx.subject_ref)
         _notify(session, ctx, "govern.dsr.erased", table.name, action, list(a.redact), n)
         return n
     if action == "rectify":
@@ -328,7 +374,7 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
             for key, v in ctx.corrections.items()
             if key.partition(".")[0] == table.name
         }
-        n = _update(session, table, ctx.subject_id, values)
+        n = _update(session, table, ctx.subject_id, values, ctx.subject_ref)
         _notify(session, ctx, "govern.dsr.rectified", table.name, action, sorted(values), n)
         return n
     if action == "restrict":
@@ -344,9 +390,11 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
                 request_id=ctx.request_id,
             )
         )
-        n = count_rows(session, table, ctx.subject_id)
+        n = count_rows(session, table, ctx.subject_id, ctx.subject_ref)
         _notify(session, ctx, "govern.dsr.restricted", table.name, action, [], n, basis=basis)
         return n
+    if action == "withdraw":
+        return withdraw_consents(session, ctx)
     if action == "shred":
         from govern import keys
 
@@ -357,6 +405,31 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     if action == "keep":
         return 0
     raise ValueError(f"unknown step action {action!r}")
+
+
+def _given_purposes(session: Session, ref: str | None) -> list[str]:
+    from govern.consent.models import ConsentState, Purpose
+
+    if ref is None:
+        return []
+    return list(
+        session.scalars(
+            select(Purpose.key)
+            .join(ConsentState, ConsentState.purpose_id == Purpose.id)
+            .where(ConsentState.subject_ref == ref, ConsentState.status == "given")
+            .order_by(Purpose.key)
+        )
+    )
+
+
+def withdraw_consents(session: Session, ctx: StepContext) -> int:
+    """Objection (Art. 21) and erasure: append a withdrawal for every consent still given."""
+    from govern import consent
+
+    purposes = _given_purposes(session, ctx.subject_ref)
+    for key in purposes:
+        consent.withdraw(session, str(ctx.subject_ref), key)
+    return len(purposes)
 
 
 def _notify(
@@ -418,11 +491,15 @@ def _has_twins(table: Table) -> bool:
 
 
 def _orm_update(
-    session: Session, table: Table, subject_id: uuid.UUID, values: Mapping[str, Any]
+    session: Session,
+    table: Table,
+    subject_id: uuid.UUID,
+    values: Mapping[str, Any],
+    ref: str | None = None,
 ) -> int:
     """Update through the ORM, so that blind-index twins are recomputed (or cleared) at flush."""
     cls = _mapped_class(table)
-    rows = session.scalars(select(cls).where(subject_filter(table, subject_id))).all()
+    rows = session.scalars(select(cls).where(subject_filter(table, subject_id, ref))).all()
     for row in rows:
         for col, value in values.items():
             setattr(row, col, value)

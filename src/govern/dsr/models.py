@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from govern.datamap import governed, not_personal, personal
 from govern.db import CoreBase
+from govern.types.encrypted import EncryptedJSON, EncryptedString
 from govern.types.utc import UTCDateTime, utcnow
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -58,7 +59,7 @@ class DsrRequest(CoreBase):
     verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     verified_by: Mapped[str | None] = mapped_column(String(150))
     corrections: Mapped[dict[str, Any]] = mapped_column(
-        JSON, default=dict, info=personal("user.content.private")
+        EncryptedJSON(), default=dict, info=personal("user.content.private")
     )
     claimed_by: Mapped[str | None] = mapped_column(String(150))
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -94,7 +95,7 @@ class DsrIdentifier(CoreBase):
         ForeignKey("dsr_requests.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(32))
-    value: Mapped[str] = mapped_column(String(320), info=personal("user.unique_id"))
+    value: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.unique_id"))
     request: Mapped[DsrRequest] = relationship(back_populates="identifiers")
 
 

@@ -291,7 +291,7 @@ def run_claimed(
     then flips the step's checkpoint from ``pending`` to ``done`` together with its change.
     """
     from govern.db import load_models
-    from govern.dsr.engine import clear_staging
+    from govern.dsr.engine import clear_staging, subject_ref
 
     metadata = load_models()
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -314,6 +314,7 @@ def run_claimed(
                 corrections=dict(req.corrections or {}),
                 export_dir=export_dir,
                 metadata=metadata,
+                subject_ref=subject_ref(session, req.subject_id),
             )
     ran = 0
     for step in pending:

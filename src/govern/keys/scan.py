@@ -98,7 +98,8 @@ def model_gaps(metadata: MetaData) -> list[ModelGap]:
     for entry in data_map(metadata):
         table = metadata.tables[entry.name]
         for col in entry.columns:
-            if (col.protection or "").split("+")[0] not in PROTECTIONS:
+            kind = (col.protection or "").split("+")[0]
+            if kind not in PROTECTIONS and kind != "pseudonymous":
                 typ = table.c[col.name].type
                 gaps.append(
                     ModelGap(
