@@ -122,6 +122,121 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="Include released holds.")
     p.add_argument("--subject", help="Only holds covering this subject.")
 
+    dsr = top.add_parser("dsr", help="Data-subject requests: intake, deadlines, processing.")
+    rsub = dsr.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+    p = leaf(
+        rsub,
+        "submit",
+        command.dsr_submit,
+        lambda a, s: command.dsr_submit(
+            s,
+            a.type,
+            a.by,
+            a.email,
+            a.subject,
+            a.external_ref,
+            a.jurisdiction,
+            a.channel,
+            a.correct or (),
+            a.verified,
+            a.code_out,
+        ),
+    )
+    p.add_argument(
+        "type",
+        metavar="TYPE",
+        help="access, portability, erasure, rectification, restriction, objection.",
+    )
+    p.add_argument("--by", required=True, help="Who records the request (operator or channel).")
+    p.add_argument("--email", help="The requester's email address.")
+    p.add_argument("--subject", help="The requester's subject id.")
+    p.add_argument("--external-ref", help="The requester's id in the host service.")
+    p.add_argument("--jurisdiction", default="gdpr", help="gdpr (default) or ccpa.")
+    p.add_argument("--channel", default="web", help="How the request arrived (web, email, ...).")
+    p.add_argument(
+        "--correct", action="append", help="Rectification: table.column=value (repeatable)."
+    )
+    p.add_argument("--verified", action="store_true", help="Identity already verified at intake.")
+    p.add_argument("--code-out", help="Write the one-time verification code to this file (0600).")
+    p = leaf(
+        rsub,
+        "verify",
+        command.dsr_verify,
+        lambda a, s: command.dsr_verify(s, a.request_id, a.by, a.code, a.resend_to),
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("--by", required=True, help="Who checks the code.")
+    p.add_argument("--code", help="The code the requester sent back.")
+    p.add_argument("--resend-to", help="Issue a new code into this file instead.")
+    p = leaf(
+        rsub,
+        "list",
+        command.dsr_list,
+        lambda a, s: command.dsr_list(s, a.state, a.type, a.due_within, a.overdue),
+    )
+    p.add_argument("--state", help="Only requests in this state.")
+    p.add_argument("--type", help="Only requests of this type.")
+    p.add_argument(
+        "--due-within", type=int, metavar="DAYS", help="Open requests due within N days."
+    )
+    p.add_argument("--overdue", action="store_true", help="Open requests past their deadline.")
+    p = leaf(rsub, "show", command.dsr_show, lambda a, s: command.dsr_show(s, a.request_id))
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p = leaf(
+        rsub,
+        "approve",
+        command.dsr_approve,
+        lambda a, s: command.dsr_approve(s, a.request_id, a.by, a.reason),
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("--by", required=True, help="Who approves.")
+    p.add_argument("--reason", help="Why (recorded).")
+    p = leaf(
+        rsub,
+        "deny",
+        command.dsr_deny,
+        lambda a, s: command.dsr_deny(s, a.request_id, a.by, a.reason),
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("--by", required=True, help="Who denies.")
+    p.add_argument("--reason", required=True, help="Why (recorded and told to the subject).")
+    p = leaf(
+        rsub,
+        "extend",
+        command.dsr_extend,
+        lambda a, s: command.dsr_extend(s, a.request_id, a.by, a.reason),
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("--by", required=True, help="Who extends.")
+    p.add_argument("--reason", required=True, help="Why more time is needed (told to the subject).")
+    p = leaf(rsub, "plan", command.dsr_plan, lambda a, s: command.dsr_plan(s, a.request_id))
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p = leaf(
+        rsub,
+        "process",
+        command.dsr_process,
+        lambda a, s: command.dsr_process(s, a.request_id, a.worker),
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("--worker", help="Worker name recorded on steps (default host:pid).")
+    p = leaf(
+        rsub,
+        "work",
+        command.dsr_work,
+        lambda a, s: command.dsr_work(s, a.once, a.worker, a.limit),
+    )
+    p.add_argument("--once", action="store_true", help="Stop when the queue is empty.")
+    p.add_argument("--worker", help="Worker name recorded on steps (default host:pid).")
+    p.add_argument("--limit", type=int, help="Stop after this many requests.")
+    p = leaf(
+        rsub, "export", command.dsr_export, lambda a, s: command.dsr_export(s, a.request_id, a.out)
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("--out", help="Copy the package (zip) to this file.")
+    p = leaf(rsub, "report", command.dsr_report, lambda a, s: command.dsr_report(s, a.days))
+    p.add_argument("--days", type=int, help="Only requests received in the last N days.")
+    leaf(rsub, "map", command.dsr_map, lambda a, s: command.dsr_map(s))
+
     keys = top.add_parser("keys", help="Manage encryption keys.")
     ksub = keys.add_subparsers(
         dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True

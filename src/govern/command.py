@@ -42,6 +42,19 @@ if TYPE_CHECKING:
         PurposeList,
         VerifyReport,
     )
+    from govern.dsr import (
+        DsrMap,
+        ExportOut,
+        PlanOut,
+        ProcessResult,
+        Report,
+        RequestDetail,
+        RequestList,
+        RequestOut,
+        SubmitResult,
+        WorkCalendar,
+        WorkResult,
+    )
     from govern.events.schemas import CdcStatusReport, RelayReport, ReplayResult
     from govern.holds import HoldList, HoldOut
     from govern.keys.scan import ScanReport
@@ -743,3 +756,283 @@ def keys_generate_consent_key(settings: Settings | None = None) -> TextResult:
         text=f"GOVERN_CONSENT_SIGNING_KEY={base64.b64encode(seed).decode()}\n"
         f"GOVERN_CONSENT_VERIFY_KEY={public_key_of(seed)}"
     )
+
+
+# --- data-subject requests (govern dsr ...) ---------------------------------------------
+
+T = TypeVar("T")
+
+
+def _calendar(settings: Settings) -> WorkCalendar:
+    from govern.dsr import WorkCalendar, parse_holidays
+
+    return WorkCalendar(settings.dsr_timezone, parse_holidays(settings.dsr_holidays))
+
+
+def _parse_corrections(items: Sequence[str]) -> dict[str, object]:
+    """``table.column=value`` pairs; a value of JSON (object, list, null) is parsed as JSON."""
+    import json
+
+    from govern.errors import RectificationError
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise RectificationError("a correction must look like table.column=value")
+        parsed: object = value
+        if value[:1] in ("{", "[") or value == "null":
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                raise RectificationError(f"{key.strip()} is not valid JSON") from None
+        out[key.strip()] = parsed
+    return out
+
+
+def _write_code(path: str, code: str) -> None:
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(code + "\n")
+
+
+def dsr_submit(
+    settings: Settings,
+    type: str,
+    by: str,
+    email: str | None = None,
+    subject: str | None = None,
+    external_ref: str | None = None,
+    jurisdiction: str = "gdpr",
+    channel: str = "web",
+    corrections: Sequence[str] = (),
+    verified: bool = False,
+    code_out: str | None = None,
+) -> SubmitResult:
+    """Record a data-subject request and issue its verification code (to --code-out)."""
+    from govern import dsr
+    from govern.errors import UsageError
+
+    if not verified and code_out is None:
+        raise UsageError("give --code-out FILE to receive the verification code, or --verified")
+    ids = {"email": email or "", "subject_id": subject or "", "external_ref": external_ref or ""}
+    with _dsr_session(settings) as session:
+        result = dsr.submit(
+            session,
+            type=type,
+            identifiers=ids,
+            calendar=_calendar(settings),
+            actor=by,
+            jurisdiction=jurisdiction,
+            channel=channel,
+            corrections=_parse_corrections(corrections) if corrections else None,
+            verified=verified,
+        )
+        if result.verification_code is not None and code_out is not None:
+            _write_code(code_out, result.verification_code.get_secret_value())
+    return result
+
+
+def dsr_verify(
+    settings: Settings,
+    request_id: str,
+    by: str,
+    code: str | None = None,
+    resend_to: str | None = None,
+) -> RequestOut:
+    """Check a request's one-time code (attempts are counted), or issue a new one."""
+    from govern import dsr
+    from govern.errors import UsageError, VerificationError
+
+    rid = _parse_uuid(request_id, "REQUEST_ID")
+    if (code is None) == (resend_to is None):
+        raise UsageError("give either --code CODE or --resend-to FILE")
+    failure: VerificationError | None = None
+    with _dsr_session(settings) as session:
+        if resend_to is not None:
+            new = dsr.resend_code(session, rid, actor=by)
+            _write_code(resend_to, new.get_secret_value())
+            return dsr.show(session, rid).request
+        try:
+            return dsr.verify(session, rid, code or "", actor=by)
+        except VerificationError as exc:
+            failure = exc  # commit the counted attempt, then report
+    raise failure
+
+
+def dsr_list(
+    settings: Settings,
+    state: str | None = None,
+    type: str | None = None,
+    due_within: int | None = None,
+    overdue: bool = False,
+) -> RequestList:
+    """List requests by deadline; --due-within N days, --overdue, --state, --type."""
+    import datetime as dt
+
+    from govern import dsr
+    from govern.errors import UsageError
+
+    if state is not None and state not in dsr.STATES:
+        raise UsageError(f"unknown state {state!r}; states: {', '.join(dsr.STATES)}")
+    if due_within is not None and due_within < 0:
+        raise UsageError("--due-within needs a number of days >= 0")
+    within = dt.timedelta(days=due_within) if due_within is not None else None
+    with _dsr_session(settings) as session:
+        return dsr.RequestList(
+            requests=dsr.list_requests(
+                session, state=state, type=type, due_within=within, overdue=overdue
+            )
+        )
+
+
+def dsr_show(settings: Settings, request_id: str) -> RequestDetail:
+    """Show a request: state, deadline, transitions and steps (never identifier values)."""
+    from govern import dsr
+
+    with _dsr_session(settings) as session:
+        return dsr.show(session, _parse_uuid(request_id, "REQUEST_ID"))
+
+
+def dsr_approve(
+    settings: Settings, request_id: str, by: str, reason: str | None = None
+) -> RequestOut:
+    """Approve a verified request (or retry a failed one) for processing."""
+    from govern import dsr
+
+    with _dsr_session(settings) as session:
+        return dsr.approve(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
+
+
+def dsr_deny(settings: Settings, request_id: str, by: str, reason: str) -> RequestOut:
+    """Reject a request with a recorded reason."""
+    from govern import dsr
+
+    with _dsr_session(settings) as session:
+        return dsr.deny(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
+
+
+def dsr_extend(settings: Settings, request_id: str, by: str, reason: str) -> RequestOut:
+    """Extend a deadline once (GDPR to three months, CCPA by 45 days) before it passes."""
+    from govern import dsr
+
+    with _dsr_session(settings) as session:
+        return dsr.extend(
+            session,
+            _parse_uuid(request_id, "REQUEST_ID"),
+            reason=reason,
+            actor=by,
+            calendar=_calendar(settings),
+        )
+
+
+def dsr_plan(settings: Settings, request_id: str) -> PlanOut:
+    """Show what processing a request reads and changes, without changing anything."""
+    from govern import dsr
+
+    with _dsr_session(settings) as session:
+        return dsr.plan(session, _parse_uuid(request_id, "REQUEST_ID"))
+
+
+def _dsr_engine(settings: Settings) -> Engine:
+    """An engine with the keyring attached when a KEK is configured (DSRs read and erase
+    encrypted columns, look subjects up by blind index and crypto-shred their keys)."""
+    from govern.db import create_engine
+
+    engine = create_engine(_url(settings))
+    if settings.has_kek:
+        from govern.keys import attach
+
+        attach(engine, settings)
+    return engine
+
+
+def _engine_call(settings: Settings, fn: Callable[[Engine], T]) -> T:
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import describe_db_error
+
+    try:
+        engine = _dsr_engine(settings)
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    try:
+        return fn(engine)
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _dsr_session(settings: Settings) -> Iterator[Session]:
+    """Like ``_session``, on an engine with the keyring attached when a KEK is set."""
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import describe_db_error, transaction
+
+    try:
+        engine = _dsr_engine(settings)
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    try:
+        with transaction(engine) as session:
+            yield session
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+
+
+def dsr_process(settings: Settings, request_id: str, worker: str | None = None) -> ProcessResult:
+    """Process one approved request now, step by step (resumes an interrupted one)."""
+    from govern import dsr
+
+    rid = _parse_uuid(request_id, "REQUEST_ID")
+    out = Path(settings.dsr_export_dir)
+    return _engine_call(
+        settings, lambda e: dsr.process_request(e, rid, export_dir=out, worker=worker)
+    )
+
+
+def dsr_work(
+    settings: Settings, once: bool = False, worker: str | None = None, limit: int | None = None
+) -> WorkResult:
+    """Claim and process approved requests; --once stops when the queue is empty."""
+    from govern import dsr
+
+    out = Path(settings.dsr_export_dir)
+    return _engine_call(
+        settings,
+        lambda e: dsr.work(e, export_dir=out, worker=worker, once=once, max_requests=limit),
+    )
+
+
+def dsr_export(settings: Settings, request_id: str, out: str | None = None) -> ExportOut:
+    """Show (and with --out copy) the checked package of a completed access request."""
+    from govern import dsr
+
+    rid = _parse_uuid(request_id, "REQUEST_ID")
+    with _dsr_session(settings) as session:
+        return dsr.export_package(session, rid, out=Path(out) if out else None)
+
+
+def dsr_report(settings: Settings, days: int | None = None) -> Report:
+    """Report counts, on-time rate and median handling time (last N days, or all)."""
+    import datetime as dt
+
+    from govern import dsr
+    from govern.types.utc import utcnow
+
+    since = utcnow() - dt.timedelta(days=days) if days is not None else None
+    with _dsr_session(settings) as session:
+        return dsr.report(session, since=since)
+
+
+def dsr_map(settings: Settings) -> DsrMap:
+    """Print the data map with each table's action per right and its legal exceptions."""
+    from govern import dsr
+
+    return dsr.dsr_map()

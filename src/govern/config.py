@@ -106,6 +106,21 @@ class Settings(BaseSettings):
             "with; pins verification when the signing key is kept elsewhere."
         ),
     )
+    dsr_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone whose calendar days DSR deadlines are counted in.",
+    )
+    dsr_holidays: str = Field(
+        default="",
+        description=(
+            "Public holidays for DSR deadlines, comma-separated ISO dates "
+            "(a deadline falling on one moves to the next working day)."
+        ),
+    )
+    dsr_export_dir: str = Field(
+        default="dsr-exports",
+        description="Folder where access and portability packages (zip) are written.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -17,13 +17,19 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── MissingExtraError      an optional extra (govern[kafka]) is not installed
     │   ├── KeyInUseError          retiring a data key that still seals values
     │   ├── UnsearchableColumnError  a value comparison on an encrypted column
-    │   └── ConsentError           the consent ledger refused an input; nothing was appended
+    │   ├── ConsentError           the consent ledger refused an input; nothing was appended
     │       ├── UnknownPurposeError
     │       ├── UnknownNoticeError           a notice or notice version that does not exist
     │       ├── MissingLocaleError           no text in the locale and no fallback
     │       ├── InvalidTimestampError        naive, or in the future
     │       ├── InvalidTCFStringError        not a TCF v2 TC string
     │       └── DuplicateIdempotencyKeyError
+    │   └── DsrError               a data-subject request cannot proceed as asked
+    │       ├── UnknownRequestError     no request with that id
+    │       ├── IllegalTransitionError  the state machine forbids that move
+    │       ├── VerificationError       wrong or expired code, or too many attempts
+    │       ├── DeadlineError           an extension too late or a second one
+    │       └── RectificationError      a correction fails validation
     ├── DatabaseError              the database cannot be reached or used (exit 2)
     ├── MigrationError             a migration could not run (exit 2)
     ├── SinkError                  a sink could not take events (they stay in the outbox)
@@ -73,6 +79,30 @@ class UnknownSubjectError(UsageError):
 
 class UnknownHoldError(UsageError):
     """No legal hold with that id."""
+
+
+class DsrError(UsageError):
+    """A data-subject request cannot proceed as asked."""
+
+
+class UnknownRequestError(DsrError):
+    """No data-subject request with that id."""
+
+
+class IllegalTransitionError(DsrError):
+    """The request's state machine does not allow that transition."""
+
+
+class VerificationError(DsrError):
+    """A wrong or expired verification code, or too many attempts (each is counted)."""
+
+
+class DeadlineError(DsrError):
+    """An extension after the deadline passed, or a second extension."""
+
+
+class RectificationError(DsrError):
+    """A correction names a column that cannot be rectified or a value that fails validation."""
 
 
 class DatabaseError(GovernError):

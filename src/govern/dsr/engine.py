@@ -1,0 +1,654 @@
+"""Plans and their execution: which rows of which tables a request reads or changes.
+
+A plan is a list of steps, one per table (plus a final ``package`` step for access and
+portability). :func:`build_plan` computes it without changing anything; the worker stores
+it and runs it step by step, each step in its own transaction with its checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    MetaData,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from govern import events
+from govern.datamap.actions import PSEUDONYM, TableActions, actions_for
+from govern.errors import RectificationError
+
+STAGING = ".staging"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class PlannedStep:
+    table: str | None
+    action: str
+    columns: list[str]
+    rows: int
+    exception: str | None = None
+
+
+@dataclass
+class Plan:
+    steps: list[PlannedStep] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+
+
+def linked_tables(metadata: MetaData) -> list[tuple[Table, TableActions]]:
+    """Tables that link to subjects and have DSR actions, parents before children."""
+    out = []
+    for t in metadata.sorted_tables:
+        a = actions_for(t.name)
+        if a is not None and t.info.get("subject_link"):
+            out.append((t, a))
+    return out
+
+
+def _is_reference(col: Any) -> bool:
+    """A pseudonymous text reference (the consent ledger's ``subject_ref``), not a subject id."""
+    try:
+        return bool(col.type.python_type is str)
+    except NotImplementedError:
+        return False
+
+
+def subject_filter(table: Table, subject_id: Any, ref: Any = None) -> ColumnElement[bool]:
+    """The WHERE clause selecting ``table``'s rows of one subject, following its subject_link.
+
+    Tables keyed by a pseudonymous reference match ``ref``: the subject's ``external_ref``.
+    """
+    link = str(table.info["subject_link"])
+    if "->" not in link:
+        if _is_reference(table.c[link]):
+            return table.c[link] == ref if ref is not None else false()
+        return table.c[link] == subject_id  # type: ignore[no-any-return]
+    local, target = (p.strip() for p in link.split("->", 1))
+    target_table, target_col = target.split(".", 1)
+    parent = table.metadata.tables[target_table]
+    fk = next(f for f in table.c[local].foreign_keys if f.column.table is parent)
+    return table.c[local].in_(
+        select(fk.column).where(subject_filter_column(parent, target_col, subject_id, ref))
+    )
+
+
+def subject_filter_column(
+    table: Table, column: str, subject_id: Any, ref: Any = None
+) -> ColumnElement[bool]:
+    if column == str(table.info.get("subject_link")):
+        return subject_filter(table, subject_id, ref)
+    return table.c[column] == subject_id  # type: ignore[no-any-return]
+
+
+def subject_ref(session: Session, subject_id: uuid.UUID) -> str | None:
+    """The subject's pseudonymous reference in other ledgers: its (decrypted) external_ref."""
+    from govern.domains.core import Subject
+
+    subj = session.get(Subject, subject_id)
+    return None if subj is None else subj.external_ref
+
+
+SID = "dsr_sid"
+"""Name of the bind parameter carrying the subject id in the cached statements below."""
+REF = "dsr_ref"
+"""... and the one carrying the subject's pseudonymous reference."""
+
+
+@functools.cache
+def _count_stmt(tables: tuple[Table, ...]) -> Select[Any]:
+    # built once per table set: reusing the statement object skips SQLAlchemy's cache-key
+    # generation, which dominates the cost of small per-subject statements
+    return select(
+        *(
+            select(func.count())
+            .select_from(t)
+            .where(subject_filter(t, bindparam(SID), bindparam(REF)))
+            .scalar_subquery()
+            for t in tables
+        )
+    )
+
+
+@functools.cache
+def _delete_stmt(table: Table) -> Delete:
+    return delete(table).where(subject_filter(table, bindparam(SID), bindparam(REF)))
+
+
+@functools.cache
+def _update_stmt(table: Table, columns: tuple[str, ...]) -> Update:
+    values = {c: bindparam(f"dsr_v_{c}", type_=table.c[c].type) for c in columns}
+    where = subject_filter(table, bindparam(SID), bindparam(REF))
+    return update(table).where(where).values(values)
+
+
+def _needs_orm(table: Table, values: Mapping[str, Any]) -> bool:
+    """Blind-index twins and sealed values are computed at ORM flush, not by Core binds."""
+    from govern.types._protected import Protected
+
+    sealed = any(
+        v is not None and isinstance(table.c[c].type, Protected) for c, v in values.items()
+    )
+    return sealed or _has_twins(table)
+
+
+def _update(
+    session: Session,
+    table: Table,
+    subject_id: uuid.UUID,
+    values: Mapping[str, Any],
+    ref: str | None = None,
+) -> int:
+    if _needs_orm(table, values) and _mapped_class(table) is not None:
+        return _orm_update(session, table, subject_id, values, ref)
+    cols = tuple(sorted(values))
+    params = {SID: subject_id, REF: ref, **{f"dsr_v_{c}": values[c] for c in cols}}
+    return int(session.execute(_update_stmt(table, cols), params).rowcount)  # type: ignore[attr-defined]
+
+
+def count_many(
+    session: Session, tables: list[Table], subject_id: uuid.UUID, ref: str | None = None
+) -> dict[str, int]:
+    """Row counts of one subject in many tables, in one round trip."""
+    if not tables:
+        return {}
+    row = session.execute(_count_stmt(tuple(tables)), {SID: subject_id, REF: ref}).one()
+    return {t.name: int(n or 0) for t, n in zip(tables, row, strict=True)}
+
+
+def count_rows(
+    session: Session, table: Table, subject_id: uuid.UUID, ref: str | None = None
+) -> int:
+    return count_many(session, [table], subject_id, ref)[table.name]
+
+
+def validate_corrections(metadata: MetaData, corrections: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``{"table.column": value}`` corrections; raise :class:`RectificationError`.
+
+    Messages name the column, never the value.
+    """
+    if not corrections:
+        raise RectificationError("a rectification request needs at least one correction")
+    clean: dict[str, Any] = {}
+    for key, value in corrections.items():
+        table_name, _, col_name = key.partition(".")
+        actions = actions_for(table_name)
+        table = metadata.tables.get(table_name)
+        if table is None or actions is None or col_name not in actions.rectifiable:
+            raise RectificationError(f"{key} is not a rectifiable column")
+        col = table.c[col_name]
+        if value is None:
+            if not col.nullable:
+                raise RectificationError(f"{key} cannot be empty")
+            clean[key] = None
+            continue
+        kind = _python_type(col)
+        if kind is dt.date:
+            try:
+                clean[key] = dt.date.fromisoformat(str(value)).isoformat()
+            except ValueError:
+                raise RectificationError(f"{key} must be an ISO date (YYYY-MM-DD)") from None
+            continue
+        if kind in (dict, list):
+            if not isinstance(value, dict | list):
+                raise RectificationError(f"{key} must be a JSON object or list")
+            clean[key] = value
+            continue
+        if kind is str:
+            if not isinstance(value, str) or not value.strip():
+                raise RectificationError(f"{key} must be a non-empty text")
+            length = getattr(col.type, "length", None)
+            if length is not None and len(value) > length:
+                raise RectificationError(f"{key} is longer than {length} characters")
+            cats = col.info.get("categories", [])
+            if "user.contact.email" in cats and not _EMAIL.match(value):
+                raise RectificationError(f"{key} is not an email address")
+            if "user.contact.address.country" in cats and not re.fullmatch(r"[A-Z]{2}", value):
+                raise RectificationError(f"{key} must be an ISO 3166 alpha-2 code")
+            clean[key] = value
+            continue
+        raise RectificationError(f"{key} has a type that cannot be rectified here")
+    return clean
+
+
+def build_plan(
+    session: Session,
+    metadata: MetaData,
+    *,
+    type: str,
+    subject_id: uuid.UUID | None,
+    corrections: Mapping[str, Any],
+    held: bool,
+) -> Plan:
+    """The steps a request of ``type`` takes for ``subject_id``; reads counts, changes nothing."""
+    plan = Plan()
+    if subject_id is None:
+        return plan
+    tables = linked_tables(metadata)
+    ref = subject_ref(session, subject_id)
+    counts = count_many(session, [t for t, _ in tables], subject_id, ref)
+    if type in ("access", "portability"):
+        for t, a in tables:
+            if not a.access or (type == "portability" and not a.portable):
+                continue
+            plan.steps.append(
+                PlannedStep(t.name, "read", [c.name for c in exported_columns(t)], counts[t.name])
+            )
+        plan.steps.append(PlannedStep(None, "package", [], 0))
+    elif type == "erasure":
+        # first: consents are keyed by the external_ref that a later step pseudonymises
+        given = len(_given_purposes(session, ref))
+        if "consent_state" in metadata.tables:
+            plan.steps.append(
+                PlannedStep("consent_state", "keep" if held else "withdraw", [], given)
+            )
+        shred: list[PlannedStep] = []
+        for t, a in reversed(tables):
+            n = counts[t.name]
+            if a.erasure == "shred":
+                # last: no later step may seal a value under a key about to be destroyed
+                shred.append(PlannedStep(t.name, "keep" if held else "shred", [], n))
+                if held:
+                    shred[-1].exception = "Art. 17(3)(e): subject under a legal hold"
+                continue
+            if held and a.erasure != "keep":
+                plan.steps.append(
+                    PlannedStep(t.name, "keep", [], n, "Art. 17(3)(e): subject under a legal hold")
+                )
+            elif a.erasure == "delete":
+                plan.steps.append(PlannedStep(t.name, "delete", [], n))
+            elif a.erasure == "redact":
+                plan.steps.append(PlannedStep(t.name, "redact", list(a.redact), n))
+            elif a.exception is not None:
+                action = "restrict" if a.exception.restrict else "keep"
+                plan.steps.append(
+                    PlannedStep(
+                        t.name, action, [], n, f"{a.exception.article}: {a.exception.reason}"
+                    )
+                )
+            else:
+                plan.steps.append(PlannedStep(t.name, "keep", [], n))
+        plan.steps.extend(shred)
+        if held:
+            plan.exceptions.append("Art. 17(3)(e): subject under a legal hold; nothing erased")
+    elif type == "rectification":
+        by_table: dict[str, list[str]] = {}
+        for key in corrections:
+            tname, _, col = key.partition(".")
+            by_table.setdefault(tname, []).append(col)
+        for t, _a in tables:
+            if t.name in by_table:
+                plan.steps.append(PlannedStep(t.name, "rectify", by_table[t.name], counts[t.name]))
+    elif type in ("restriction", "objection"):
+        if type == "objection" and "consent_state" in metadata.tables:
+            given = len(_given_purposes(session, ref))
+            plan.steps.append(PlannedStep("consent_state", "withdraw", [], given))
+        for t, a in tables:
+            if not a.restrictable:
+                continue
+            if type == "objection" and t.info.get("domain") != "analytics":
+                continue
+            plan.steps.append(PlannedStep(t.name, "restrict", [], counts[t.name]))
+    for s in plan.steps:
+        if s.exception and s.rows and s.exception not in plan.exceptions:
+            plan.exceptions.append(s.exception)
+    return plan
+
+
+def pseudonym(subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
+    """A stable, non-reversible replacement for an identifier of an erased subject."""
+    digest = hmac.new(request_id.bytes, subject_id.bytes, hashlib.sha256).hexdigest()
+    return f"erased:{digest[:32]}"
+
+
+@dataclass
+class StepContext:
+    """What a step needs besides the session: whose data, and where packages go."""
+
+    request_id: uuid.UUID
+    type: str
+    subject_id: uuid.UUID
+    corrections: Mapping[str, Any]
+    export_dir: Path
+    metadata: MetaData
+    subject_ref: str | None = None
+
+
+def run_step(session: Session, ctx: StepContext, table_name: str | None, action: str) -> int:
+    """Execute one step in the caller's transaction; returns the rows read or changed."""
+    from govern.dsr.models import DsrExport, Restriction
+
+    if action == "package":
+        return write_package(session, ctx, DsrExport)
+    table = ctx.metadata.tables[str(table_name)]
+    where = subject_filter(table, ctx.subject_id, ctx.subject_ref)
+    if action == "read":
+        return write_table(session, ctx, table, where)
+    if action == "delete":
+        # Art. 19: tell recipients (keys only) before the rows go, in the same transaction
+        pk = list(table.primary_key.columns)
+        events.emit_tombstones(session, table, select(*pk).where(where), cause="erasure")
+        res = session.execute(_delete_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
+        return int(res.rowcount)  # type: ignore[attr-defined]
+    if action == "redact":
+        a = actions_for(table.name)
+        assert a is not None
+        values = {
+            c: (pseudonym(ctx.subject_id, ctx.request_id) if v == PSEUDONYM else v)
+            for c, v in a.redact.items()
+        }
+        n = _update(session, table, ctx.subject_id, values, ctx.subject_ref)
+        _notify(session, ctx, "govern.dsr.erased", table.name, action, list(a.redact), n)
+        return n
+    if action == "rectify":
+        values = {
+            key.partition(".")[2]: _coerce(table, key.partition(".")[2], v)
+            for key, v in ctx.corrections.items()
+            if key.partition(".")[0] == table.name
+        }
+        n = _update(session, table, ctx.subject_id, values, ctx.subject_ref)
+        _notify(session, ctx, "govern.dsr.rectified", table.name, action, sorted(values), n)
+        return n
+    if action == "restrict":
+        basis = "objection" if ctx.type == "objection" else "restriction"
+        if ctx.type == "erasure":
+            a = actions_for(table.name)
+            basis = a.exception.article if a is not None and a.exception else "restriction"
+        session.execute(
+            insert(Restriction).values(
+                subject_id=ctx.subject_id,
+                table_name=table.name,
+                basis=basis,
+                request_id=ctx.request_id,
+            )
+        )
+        n = count_rows(session, table, ctx.subject_id, ctx.subject_ref)
+        _notify(session, ctx, "govern.dsr.restricted", table.name, action, [], n, basis=basis)
+        return n
+    if action == "withdraw":
+        return withdraw_consents(session, ctx)
+    if action == "shred":
+        from govern import keys
+
+        done = keys.shred_subject(session, ctx.subject_id, actor="dsr", reason="erasure")
+        n = 0 if done is None else 1
+        if ctx.subject_ref:
+            # The consent ledger seals IPs and user agents under its chain's key owner, which
+            # is this subject only when the host passed subject_id when recording consent.
+            from govern import consent
+
+            if (
+                consent.shred_subject(session, str(ctx.subject_ref), actor="dsr", reason="erasure")
+                is not None
+            ):
+                n += 1
+        _notify(session, ctx, "govern.dsr.erased", table.name, action, [], n)
+        return n
+    if action == "keep":
+        return 0
+    raise ValueError(f"unknown step action {action!r}")
+
+
+def _given_purposes(session: Session, ref: str | None) -> list[str]:
+    from govern.consent.models import ConsentState, Purpose
+
+    if ref is None:
+        return []
+    return list(
+        session.scalars(
+            select(Purpose.key)
+            .join(ConsentState, ConsentState.purpose_id == Purpose.id)
+            .where(ConsentState.subject_ref == ref, ConsentState.status == "given")
+            .order_by(Purpose.key)
+        )
+    )
+
+
+def withdraw_consents(session: Session, ctx: StepContext) -> int:
+    """Objection (Art. 21) and erasure: append a withdrawal for every consent still given."""
+    from govern import consent
+
+    purposes = _given_purposes(session, ctx.subject_ref)
+    for key in purposes:
+        consent.withdraw(session, str(ctx.subject_ref), key)
+    return len(purposes)
+
+
+def _notify(
+    session: Session,
+    ctx: StepContext,
+    type: str,
+    table: str,
+    action: str,
+    columns: list[str],
+    rows: int,
+    **extra: str,
+) -> None:
+    """An Art. 19 event for recipients of the data: keys, table and column names only."""
+    events.emit(
+        session,
+        type=type,
+        aggregate_type="subject",
+        aggregate_id=ctx.subject_id,
+        subject=str(ctx.subject_id),
+        data={
+            "request_id": str(ctx.request_id),
+            "subject_id": str(ctx.subject_id),
+            "table": table,
+            "action": action,
+            "columns": columns,
+            "rows": rows,
+            **extra,
+        },
+    )
+
+
+def _python_type(col: Any) -> type | None:
+    try:
+        return col.type.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return None
+
+
+def _coerce(table: Table, col: str, value: Any) -> Any:
+    if value is not None and _python_type(table.c[col]) is dt.date:
+        return dt.date.fromisoformat(str(value))
+    return value
+
+
+def _mapped_class(table: Table) -> Any:
+    """The ORM class mapped to ``table``, if any (needed where flush fills derived columns)."""
+    from govern.db import CoreBase
+
+    for mapper in CoreBase.registry.mappers:
+        if mapper.local_table is table:
+            return mapper.class_
+    return None
+
+
+def _has_twins(table: Table) -> bool:
+    from govern.types.blind_index import BlindIndex
+
+    return any(isinstance(c.type, BlindIndex) for c in table.columns)
+
+
+def _orm_update(
+    session: Session,
+    table: Table,
+    subject_id: uuid.UUID,
+    values: Mapping[str, Any],
+    ref: str | None = None,
+) -> int:
+    """Update through the ORM, so that blind-index twins are recomputed (or cleared) at flush."""
+    cls = _mapped_class(table)
+    rows = session.scalars(select(cls).where(subject_filter(table, subject_id, ref))).all()
+    for row in rows:
+        for col, value in values.items():
+            setattr(row, col, value)
+    session.flush()
+    return len(rows)
+
+
+def exported_columns(table: Table) -> list[Any]:
+    """The columns a package carries: all but blind-index twins (keyed hashes, not data)."""
+    from govern.types.blind_index import BlindIndex
+
+    return [c for c in table.columns if not isinstance(c.type, BlindIndex)]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None or isinstance(value, str | int | float | bool | dict | list):
+        return value
+    return str(value)  # e.g. a Shredded marker: its key was destroyed
+
+
+def _staging(ctx: StepContext) -> Path:
+    return ctx.export_dir / STAGING / str(ctx.request_id)
+
+
+def write_table(
+    session: Session, ctx: StepContext, table: Table, where: ColumnElement[bool]
+) -> int:
+    """Stream one table's rows of the subject into staging JSON and CSV files.
+
+    Rows come through a server-side cursor in batches and are written one at a time, so
+    memory stays flat however many rows the subject has.
+    """
+    out = _staging(ctx)
+    out.mkdir(parents=True, exist_ok=True)
+    cols = exported_columns(table)
+    names = [c.name for c in cols]
+    pk = list(table.primary_key.columns)
+    stmt = select(*cols).where(where).order_by(*pk)
+    result = session.execute(stmt.execution_options(yield_per=2000))
+    n = 0
+    tmp_json, tmp_csv = out / f"{table.name}.json.tmp", out / f"{table.name}.csv.tmp"
+    with (
+        tmp_json.open("w", encoding="utf-8") as jf,
+        tmp_csv.open("w", encoding="utf-8", newline="") as cf,
+    ):
+        writer = csv.writer(cf)
+        writer.writerow(names)
+        jf.write("[")
+        for row in result:
+            values = [_jsonable(v) for v in row]
+            jf.write(("," if n else "") + "\n" + json.dumps(dict(zip(names, values, strict=True))))
+            writer.writerow(
+                [
+                    json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
+                    for v in values
+                ]
+            )
+            n += 1
+        jf.write("\n]\n")
+    os.replace(tmp_json, out / f"{table.name}.json")
+    os.replace(tmp_csv, out / f"{table.name}.csv")
+    (out / f"{table.name}.rows").write_text(str(n))
+    return n
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _members(staging: Path) -> Iterator[Path]:
+    yield from sorted(p for p in staging.iterdir() if p.suffix in (".json", ".csv"))
+
+
+def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
+    """Zip the staged tables with a manifest of checksums; record the package; clear staging."""
+    staging = _staging(ctx)
+    staging.mkdir(parents=True, exist_ok=True)
+    files = []
+    tables = 0
+    rows = 0
+    for p in _members(staging):
+        entry: dict[str, Any] = {
+            "name": f"data/{p.name}",
+            "sha256": file_sha256(p),
+            "bytes": p.stat().st_size,
+        }
+        if p.suffix == ".json":
+            count = int((staging / f"{p.stem}.rows").read_text())
+            entry["rows"] = count
+            tables += 1
+            rows += count
+        files.append((p, entry))
+    manifest = {
+        "request_id": str(ctx.request_id),
+        "type": ctx.type,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "format": "govern-dsr-package/1",
+        "tables": tables,
+        "rows": rows,
+        "files": [e for _, e in files],
+    }
+    final = ctx.export_dir / f"{ctx.request_id}.zip"
+    tmp = ctx.export_dir / f"{ctx.request_id}.zip.tmp"
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p, entry in files:
+            with p.open("rb") as src, zf.open(entry["name"], "w", force_zip64=True) as dst:
+                shutil.copyfileobj(src, dst, 1 << 16)
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+    os.replace(tmp, final)
+    session.add(
+        export_model(
+            request_id=ctx.request_id,
+            path=str(final),
+            sha256=file_sha256(final),
+            size_bytes=final.stat().st_size,
+            tables=tables,
+            rows=rows,
+        )
+    )
+    session.flush()
+    return rows
+
+
+def clear_staging(export_dir: Path, request_id: uuid.UUID) -> None:
+    shutil.rmtree(export_dir / STAGING / str(request_id), ignore_errors=True)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a package (used by tests and by operators checking a package)."""
+    with zipfile.ZipFile(path) as zf:
+        data: dict[str, Any] = json.loads(zf.read("manifest.json"))
+        return data

@@ -1,0 +1,678 @@
+"""Intake, verification, decisions, deadlines and reports. Functions take a Session, never commit.
+
+Every state change goes through :func:`transition`, which refuses what the state machine
+does not allow and writes both a ``dsr_transitions`` row and an audit row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import statistics
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import ColumnElement, MetaData, Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from govern import audit
+from govern.domains.core import Subject
+from govern.dsr import deadlines
+from govern.dsr.deadlines import WorkCalendar
+from govern.dsr.models import DsrIdentifier, DsrRequest, DsrStep, DsrTransition, Restriction
+from govern.dsr.schemas import (
+    OPEN_STATES,
+    REQUEST_TYPES,
+    TRANSITIONS,
+    DsrMap,
+    ExportOut,
+    MapEntry,
+    PlanOut,
+    Report,
+    RequestDetail,
+    RequestOut,
+    StepOut,
+    SubmitResult,
+    TransitionOut,
+)
+from govern.errors import (
+    DeadlineError,
+    IllegalTransitionError,
+    UnknownRequestError,
+    UsageError,
+    VerificationError,
+)
+from govern.types.utc import utcnow
+
+IDENTIFIER_KINDS: tuple[str, ...] = ("subject_id", "email", "external_ref")
+CODE_TTL = dt.timedelta(hours=24)
+MAX_ATTEMPTS = 5
+
+
+def _hash_code(request_id: uuid.UUID, code: str) -> str:
+    return hmac.new(request_id.bytes, code.encode(), hashlib.sha256).hexdigest()
+
+
+def lifecycle_event(session: Session, req: DsrRequest, what: str, **data: Any) -> None:
+    """Emit ``govern.dsr.<what>`` (ids, type, dates; never identifiers) for hooks and sinks."""
+    from govern import events
+
+    events.emit(
+        session,
+        type=f"govern.dsr.{what}",
+        aggregate_type="dsr",
+        aggregate_id=req.id,
+        data={
+            "request_id": str(req.id),
+            "type": req.type,
+            "state": req.state,
+            "jurisdiction": req.jurisdiction,
+            "due_at": req.due_at.isoformat(),
+            "subject_id": str(req.subject_id) if req.subject_id else None,
+            **data,
+        },
+    )
+
+
+def to_out(req: DsrRequest, now: dt.datetime | None = None) -> RequestOut:
+    now = now or utcnow()
+    return RequestOut(
+        id=req.id,
+        type=req.type,
+        state=req.state,
+        jurisdiction=req.jurisdiction,
+        channel=req.channel,
+        subject_found=req.subject_id is not None,
+        received_at=req.received_at,
+        due_at=req.due_at,
+        extended=req.extended_at is not None,
+        assigned_to=req.assigned_to,
+        decision_reason=req.decision_reason,
+        identifier_kinds=sorted({i.kind for i in req.identifiers}),
+        completed_at=req.completed_at,
+        outcome=dict(req.outcome or {}),
+        overdue=req.state in OPEN_STATES and now >= req.due_at,
+    )
+
+
+def get_request(session: Session, request_id: uuid.UUID, *, lock: bool = False) -> DsrRequest:
+    stmt = select(DsrRequest).where(DsrRequest.id == request_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    req = session.scalars(stmt).first()
+    if req is None:
+        raise UnknownRequestError(f"unknown request {request_id}")
+    return req
+
+
+def transition(
+    session: Session, req: DsrRequest, to: str, *, actor: str, reason: str | None = None
+) -> None:
+    """Move ``req`` to state ``to`` or raise :class:`IllegalTransitionError`; audited."""
+    if to not in TRANSITIONS.get(req.state, frozenset()):
+        raise IllegalTransitionError(f"request {req.id} cannot go from {req.state} to {to}")
+    session.add(
+        DsrTransition(
+            request_id=req.id, from_state=req.state, to_state=to, actor=actor, reason=reason
+        )
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="dsr.transition",
+        target_type="dsr_request",
+        target_id=str(req.id),
+        details={"from": req.state, "to": to, "reason": reason, "type": req.type},
+    )
+    req.state = to
+    session.flush()
+
+
+def resolve_subject(session: Session, identifiers: Mapping[str, str]) -> uuid.UUID | None:
+    """The subject the identifiers point to, or None when govern holds nothing about them.
+
+    All given identifiers must agree; identifiers naming two people resolve to none.
+    """
+    found: set[uuid.UUID] = set()
+    for kind, value in identifiers.items():
+        if kind == "subject_id":
+            try:
+                sid = uuid.UUID(value)
+            except ValueError:
+                raise UsageError("identifier subject_id must be a UUID") from None
+            hit = session.scalar(select(Subject.id).where(Subject.id == sid))
+        elif kind in ("email", "external_ref"):
+            # encrypted columns: found through their blind-index twins, exact after decryption
+            from govern.keys import lookup
+
+            attr = Subject.email if kind == "email" else Subject.external_ref
+            rows = lookup(session, attr, value)
+            if len(rows) > 1:
+                return None  # an identifier shared by several people identifies nobody
+            hit = rows[0].id if rows else None
+        else:
+            continue
+        if hit is None:
+            return None
+        found.add(hit)
+    return found.pop() if len(found) == 1 else None
+
+
+def submit(
+    session: Session,
+    *,
+    type: str,
+    identifiers: Mapping[str, str],
+    calendar: WorkCalendar,
+    actor: str,
+    jurisdiction: str = "gdpr",
+    channel: str = "web",
+    received_at: dt.datetime | None = None,
+    corrections: Mapping[str, Any] | None = None,
+    verified: bool = False,
+) -> SubmitResult:
+    """Record a request; issue a verification code unless the requester is already verified.
+
+    ``verified=True`` is for requests from an authenticated session of the host, where
+    identity is already established; the actor is recorded as the verifier.
+    """
+    from govern.db import load_models
+    from govern.dsr.engine import validate_corrections
+
+    if type not in REQUEST_TYPES:
+        raise UsageError(f"unknown request type {type!r}; types: {', '.join(REQUEST_TYPES)}")
+    if jurisdiction not in deadlines.JURISDICTIONS:
+        raise UsageError(
+            f"unknown jurisdiction {jurisdiction!r}; known: {', '.join(deadlines.JURISDICTIONS)}"
+        )
+    ids = {k: v.strip() for k, v in identifiers.items() if v and v.strip()}
+    if not ids:
+        raise UsageError(f"a request needs an identifier: {', '.join(IDENTIFIER_KINDS)}")
+    for kind in ids:
+        if kind not in IDENTIFIER_KINDS:
+            raise UsageError(
+                f"unknown identifier {kind!r}; identifiers: {', '.join(IDENTIFIER_KINDS)}"
+            )
+    clean: dict[str, Any] = {}
+    if type == "rectification":
+        clean = validate_corrections(load_models(), corrections or {})
+    elif corrections:
+        raise UsageError("corrections are only for rectification requests")
+    received = received_at or utcnow()
+    req = DsrRequest(
+        id=uuid.uuid4(),
+        type=type,
+        state="received",
+        jurisdiction=jurisdiction,
+        channel=channel,
+        subject_id=resolve_subject(session, ids),
+        received_at=received,
+        due_at=deadlines.due_at(received, jurisdiction, calendar),
+        corrections=clean,
+        outcome={},
+        notified={},
+        code_attempts=0,
+    )
+    req.identifiers = [DsrIdentifier(kind=k, value=v) for k, v in sorted(ids.items())]
+    session.add(req)
+    session.add(DsrTransition(request_id=req.id, from_state=None, to_state="received", actor=actor))
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="dsr.submit",
+        target_type="dsr_request",
+        target_id=str(req.id),
+        details={"type": type, "jurisdiction": jurisdiction, "channel": channel},
+    )
+    lifecycle_event(session, req, "submitted")
+    code = None
+    if verified:
+        req.verified_at, req.verified_by = utcnow(), actor
+        transition(session, req, "verified", actor=actor, reason="verified at intake")
+    else:
+        code = issue_code(session, req, actor=actor)
+    return SubmitResult(request=to_out(req), verification_code=code)
+
+
+def issue_code(session: Session, req: DsrRequest, *, actor: str) -> SecretStr:
+    """A fresh one-time code (8 digits); only its keyed hash is stored. Resets attempts."""
+    if req.state not in ("received", "identity_pending"):
+        raise IllegalTransitionError(f"request {req.id} is {req.state}: no code to issue")
+    code = f"{secrets.randbelow(10**8):08d}"
+    req.code_hash = _hash_code(req.id, code)
+    req.code_expires_at = utcnow() + CODE_TTL
+    req.code_attempts = 0
+    if req.state == "received":
+        transition(session, req, "identity_pending", actor=actor, reason="verification code sent")
+    session.flush()
+    return SecretStr(code)
+
+
+def resend_code(session: Session, request_id: uuid.UUID, *, actor: str) -> SecretStr:
+    return issue_code(session, get_request(session, request_id, lock=True), actor=actor)
+
+
+def verify(
+    session: Session,
+    request_id: uuid.UUID,
+    code: str,
+    *,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> RequestOut:
+    """Check a one-time code. A wrong code costs an attempt; the attempt is kept even though
+    the error is raised, so callers must commit the session before reporting the error."""
+    now = now or utcnow()
+    req = get_request(session, request_id, lock=True)
+    if req.state != "identity_pending" or req.code_hash is None:
+        raise IllegalTransitionError(f"request {req.id} is {req.state}: nothing to verify")
+    if req.code_attempts >= MAX_ATTEMPTS:
+        raise VerificationError("too many wrong codes: issue a new code")
+    if req.code_expires_at is None or now >= req.code_expires_at:
+        raise VerificationError("the verification code has expired: issue a new code")
+    if not hmac.compare_digest(req.code_hash, _hash_code(req.id, code.strip())):
+        req.code_attempts += 1
+        session.flush()
+        left = MAX_ATTEMPTS - req.code_attempts
+        raise VerificationError(f"wrong verification code ({left} attempt(s) left)")
+    req.code_hash = None
+    req.code_expires_at = None
+    req.verified_at, req.verified_by = now, actor
+    transition(session, req, "verified", actor=actor, reason="one-time code matched")
+    return to_out(req, now)
+
+
+def approve(
+    session: Session, request_id: uuid.UUID, *, actor: str, reason: str | None = None
+) -> RequestOut:
+    req = get_request(session, request_id, lock=True)
+    if req.state in ("awaiting_action", "failed"):
+        transition(session, req, "approved", actor=actor, reason=reason or "retry")
+    else:
+        transition(session, req, "approved", actor=actor, reason=reason)
+    req.decision_reason = reason
+    req.claimed_by = None
+    req.lease_expires_at = None
+    return to_out(req)
+
+
+def deny(session: Session, request_id: uuid.UUID, *, actor: str, reason: str) -> RequestOut:
+    """Reject a request; the reason (e.g. Art. 12(5) manifestly unfounded) is required."""
+    if not reason.strip():
+        raise UsageError("denying a request needs a reason")
+    req = get_request(session, request_id, lock=True)
+    transition(session, req, "rejected", actor=actor, reason=reason.strip())
+    req.decision_reason = reason.strip()
+    req.completed_at = utcnow()
+    lifecycle_event(session, req, "rejected")
+    return to_out(req)
+
+
+def assign(session: Session, request_id: uuid.UUID, *, operator: str, actor: str) -> RequestOut:
+    req = get_request(session, request_id, lock=True)
+    req.assigned_to = operator
+    audit.record(
+        session,
+        actor=actor,
+        action="dsr.assign",
+        target_type="dsr_request",
+        target_id=str(req.id),
+        details={"operator": operator},
+    )
+    return to_out(req)
+
+
+def extend(
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    reason: str,
+    actor: str,
+    calendar: WorkCalendar,
+    now: dt.datetime | None = None,
+) -> RequestOut:
+    """Extend the deadline once (GDPR: to three months; CCPA: by 45 days).
+
+    Refused after the first deadline has passed, on a second extension, and on closed
+    requests. The subject is notified: the notice is recorded on the request (and sent
+    through the hooks when events are installed).
+    """
+    now = now or utcnow()
+    if not reason.strip():
+        raise UsageError("an extension needs a reason")
+    req = get_request(session, request_id, lock=True)
+    if req.state not in OPEN_STATES:
+        raise DeadlineError(f"request {req.id} is {req.state}: it cannot be extended")
+    if req.extended_at is not None:
+        raise DeadlineError(f"request {req.id} was already extended once")
+    if now >= req.due_at:
+        raise DeadlineError(f"request {req.id} is past its deadline: too late to extend")
+    old = req.due_at
+    req.due_at = deadlines.due_at(req.received_at, req.jurisdiction, calendar, extended=True)
+    req.extended_at = now
+    req.extension_reason = reason.strip()
+    req.notified = {**(req.notified or {}), "extension": now.isoformat()}
+    audit.record(
+        session,
+        actor=actor,
+        action="dsr.extend",
+        target_type="dsr_request",
+        target_id=str(req.id),
+        details={"from": old.isoformat(), "to": req.due_at.isoformat(), "reason": reason.strip()},
+    )
+    # Art. 12(3): the subject is told of the extension and why; hooks deliver the notice
+    lifecycle_event(session, req, "extended", previous_due_at=old.isoformat())
+    session.flush()
+    return to_out(req, now)
+
+
+def list_requests(
+    session: Session,
+    *,
+    state: str | None = None,
+    type: str | None = None,
+    due_within: dt.timedelta | None = None,
+    overdue: bool = False,
+    now: dt.datetime | None = None,
+    limit: int = 1000,
+) -> list[RequestOut]:
+    now = now or utcnow()
+    stmt = select(DsrRequest).order_by(DsrRequest.due_at, DsrRequest.id).limit(limit)
+    if state is not None:
+        stmt = stmt.where(DsrRequest.state == state)
+    if type is not None:
+        stmt = stmt.where(DsrRequest.type == type)
+    if due_within is not None or overdue:
+        stmt = stmt.where(DsrRequest.state.in_(OPEN_STATES))
+    if due_within is not None:
+        stmt = stmt.where(DsrRequest.due_at <= now + due_within, DsrRequest.due_at > now)
+    if overdue:
+        stmt = stmt.where(DsrRequest.due_at <= now)
+    return [to_out(r, now) for r in session.scalars(stmt)]
+
+
+def _steps(session: Session, request_id: uuid.UUID) -> list[StepOut]:
+    rows = session.scalars(
+        select(DsrStep).where(DsrStep.request_id == request_id).order_by(DsrStep.seq)
+    )
+    return [
+        StepOut(
+            seq=s.seq,
+            table=s.table_name,
+            action=s.action,
+            columns=list(s.columns or []),
+            rows=s.planned_rows,
+            exception=s.exception,
+            status=s.status,
+            rows_affected=s.rows_affected,
+        )
+        for s in rows
+    ]
+
+
+def show(session: Session, request_id: uuid.UUID) -> RequestDetail:
+    req = get_request(session, request_id)
+    transitions = session.scalars(
+        select(DsrTransition)
+        .where(DsrTransition.request_id == request_id)
+        .order_by(DsrTransition.id)
+    )
+    return RequestDetail(
+        request=to_out(req),
+        transitions=[
+            TransitionOut(
+                from_state=t.from_state,
+                to_state=t.to_state,
+                actor=t.actor,
+                reason=t.reason,
+                occurred_at=t.occurred_at,
+            )
+            for t in transitions
+        ],
+        steps=_steps(session, request_id),
+    )
+
+
+def plan(session: Session, request_id: uuid.UUID) -> PlanOut:
+    """The plan of a request: the stored one once processing began, else a fresh dry run."""
+    from govern import holds
+    from govern.db import load_models
+    from govern.dsr.engine import build_plan
+
+    req = get_request(session, request_id)
+    stored = _steps(session, request_id)
+    if stored:
+        excs = sorted({s.exception for s in stored if s.exception and s.rows})
+        return PlanOut(
+            request_id=req.id,
+            type=req.type,
+            subject_found=req.subject_id is not None,
+            steps=stored,
+            exceptions=list(req.outcome.get("exceptions", excs)),
+        )
+    held = req.subject_id is not None and holds.is_held(session, req.subject_id)
+    p = build_plan(
+        session,
+        load_models(),
+        type=req.type,
+        subject_id=req.subject_id,
+        corrections=req.corrections or {},
+        held=held,
+    )
+    return PlanOut(
+        request_id=req.id,
+        type=req.type,
+        subject_found=req.subject_id is not None,
+        steps=[
+            StepOut(
+                seq=i,
+                table=s.table,
+                action=s.action,
+                columns=s.columns,
+                rows=s.rows,
+                exception=s.exception,
+                status="planned",
+            )
+            for i, s in enumerate(p.steps, 1)
+        ],
+        exceptions=p.exceptions,
+    )
+
+
+def report(
+    session: Session, *, since: dt.datetime | None = None, now: dt.datetime | None = None
+) -> Report:
+    """On-time rate and median handling time of completed requests, counts of the rest."""
+    now = now or utcnow()
+    stmt = select(
+        DsrRequest.state,
+        DsrRequest.type,
+        DsrRequest.received_at,
+        DsrRequest.due_at,
+        DsrRequest.completed_at,
+        DsrRequest.extended_at,
+    )
+    if since is not None:
+        stmt = stmt.where(DsrRequest.received_at >= since)
+    by_state: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    hours: list[float] = []
+    total = on_time = overdue = extended = 0
+    for state, type_, received, due, completed, ext in session.execute(stmt):
+        total += 1
+        by_state[state] = by_state.get(state, 0) + 1
+        by_type[type_] = by_type.get(type_, 0) + 1
+        extended += ext is not None
+        if state == "completed" and completed is not None:
+            hours.append((completed - received).total_seconds() / 3600)
+            on_time += completed < due
+        elif state in OPEN_STATES and now >= due:
+            overdue += 1
+    return Report(
+        total=total,
+        by_state=by_state,
+        by_type=by_type,
+        completed=len(hours),
+        on_time=on_time,
+        on_time_rate=(on_time / len(hours)) if hours else None,
+        median_handling_hours=statistics.median(hours) if hours else None,
+        open_overdue=overdue,
+        extended=extended,
+    )
+
+
+def restricted_subject_ids(table: str | None = None) -> Select[tuple[uuid.UUID]]:
+    """A SELECT of subjects whose data is restricted (everywhere, or in ``table``)."""
+    stmt = select(Restriction.subject_id).where(Restriction.lifted_at.is_(None))
+    if table is not None:
+        stmt = stmt.where(or_(Restriction.table_name.is_(None), Restriction.table_name == table))
+    return stmt
+
+
+def exclude_restricted(
+    stmt: Select[Any], subject_column: ColumnElement[Any], table: str | None = None
+) -> Select[Any]:
+    """``stmt`` without rows of restricted subjects: the query helper for ordinary processing.
+
+    ``exclude_restricted(select(Order), Order.subject_id, "orders")``
+    """
+    return stmt.where(
+        or_(subject_column.is_(None), subject_column.not_in(restricted_subject_ids(table)))
+    )
+
+
+def is_restricted(session: Session, subject_id: uuid.UUID, table: str | None = None) -> bool:
+    return (
+        session.scalar(
+            restricted_subject_ids(table).where(Restriction.subject_id == subject_id).limit(1)
+        )
+        is not None
+    )
+
+
+def lift_restrictions(
+    session: Session, subject_id: uuid.UUID, *, actor: str, reason: str, tables: Sequence[str] = ()
+) -> int:
+    """Lift restrictions of a subject (Art. 18(3): the subject is told before)."""
+    from sqlalchemy import update
+
+    cond = and_(Restriction.subject_id == subject_id, Restriction.lifted_at.is_(None))
+    if tables:
+        cond = and_(cond, Restriction.table_name.in_(tables))
+    n = int(
+        session.execute(update(Restriction).where(cond).values(lifted_at=utcnow())).rowcount  # type: ignore[attr-defined]
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="dsr.restriction.lift",
+        target_type="subject",
+        target_id=str(subject_id),
+        details={"restrictions": n, "reason": reason},
+    )
+    return n
+
+
+def dsr_map(metadata: MetaData | None = None) -> DsrMap:
+    """The data map with each table's DSR actions, plus linked tables that have none."""
+    from govern.datamap import data_map
+    from govern.datamap.actions import actions_for, validate_actions
+    from govern.db import load_models
+
+    md = metadata if metadata is not None else load_models()
+    tables, unmapped = [], []
+    for e in data_map(md):
+        if not e.subject_link:
+            continue
+        a = actions_for(e.name)
+        if a is None:
+            unmapped.append(e.name)
+            continue
+        tables.append(
+            MapEntry(
+                table=e.name,
+                domain=e.domain,
+                subject_link=e.subject_link,
+                categories=sorted({c for col in e.columns for c in col.categories}),
+                erasure=a.describe_erasure(),
+                exception=(f"{a.exception.article}: {a.exception.reason}" if a.exception else None),
+                rectifiable=list(a.rectifiable),
+                portable=a.portable,
+                access=a.access,
+            )
+        )
+    return DsrMap(tables=tables, unmapped=unmapped, problems=validate_actions(md))
+
+
+def export_package(
+    session: Session, request_id: uuid.UUID, *, out: Path | None = None
+) -> ExportOut:
+    """The package of an access or portability request, checksum-verified; copied to ``out``."""
+    import shutil
+
+    from govern.dsr.engine import file_sha256
+    from govern.dsr.models import DsrExport
+
+    req = get_request(session, request_id)
+    if req.type not in ("access", "portability"):
+        raise UsageError(f"request {req.id} is a {req.type} request: it has no package")
+    exp = session.scalars(
+        select(DsrExport).where(DsrExport.request_id == req.id).order_by(DsrExport.id.desc())
+    ).first()
+    if exp is None:
+        state = "no data held" if req.subject_id is None and req.state == "completed" else req.state
+        raise UsageError(f"request {req.id} has no package ({state})")
+    path = Path(exp.path)
+    if not path.is_file() or file_sha256(path) != exp.sha256:
+        raise UsageError(f"the package of request {req.id} is missing or altered: {path}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
+        path = out
+    return ExportOut(
+        request_id=req.id,
+        path=str(path),
+        sha256=exp.sha256,
+        size_bytes=exp.size_bytes,
+        tables=exp.tables,
+        rows=exp.rows,
+    )
+
+
+def check_deadlines(
+    session: Session,
+    *,
+    due_soon: dt.timedelta = dt.timedelta(days=7),
+    now: dt.datetime | None = None,
+) -> dict[str, int]:
+    """Emit ``govern.dsr.due_soon`` and ``govern.dsr.overdue`` once per open request.
+
+    Workers call this on every pass; a request's ``notified`` map remembers what was sent,
+    and an extension re-arms the due-soon notice for the new deadline.
+    """
+    now = now or utcnow()
+    sent = {"due_soon": 0, "overdue": 0}
+    stmt = (
+        select(DsrRequest)
+        .where(DsrRequest.state.in_(OPEN_STATES), DsrRequest.due_at <= now + due_soon)
+        .order_by(DsrRequest.due_at)
+        .with_for_update(skip_locked=True)
+    )
+    for req in session.scalars(stmt):
+        notified = dict(req.notified or {})
+        what = "overdue" if now >= req.due_at else "due_soon"
+        key = f"{what}:{req.due_at.isoformat()}"
+        if key in notified:
+            continue
+        lifecycle_event(session, req, what)
+        notified[key] = now.isoformat()
+        req.notified = notified
+        sent[what] += 1
+    session.flush()
+    return sent

@@ -1,0 +1,472 @@
+"""Claiming and running requests: resumable, step by step, safe with many workers.
+
+These functions take an :class:`~sqlalchemy.engine.Engine`, not a Session, because
+each step is its own transaction: a worker killed at any point loses at most the
+uncommitted step, and whoever resumes (after the lease expires) starts at the first
+step whose checkpoint is not ``done``, so no step runs twice.
+
+Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)``:
+PostgreSQL workers skip each other's rows; on SQLite the UPDATE takes the database
+write lock first, so claims are serialised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from sqlalchemy import Select, String, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from govern.events import HookRegistry
+
+from govern import audit
+from govern.dsr.engine import StepContext
+from govern.dsr.models import DsrRequest, DsrStep
+from govern.dsr.schemas import ProcessResult, WorkResult
+from govern.dsr.service import check_deadlines, get_request, lifecycle_event, transition
+from govern.errors import IllegalTransitionError
+from govern.types.utc import utcnow
+
+StepHook = Callable[[int, str], None]
+"""Called with (step seq, phase): ``"executed"`` before the step commits, ``"committed"`` after."""
+
+DEFAULT_LEASE = dt.timedelta(minutes=5)
+DESTRUCTIVE = frozenset({"delete", "redact", "shred"})
+HOLD_PLACED = "Art. 17(3)(e): subject placed under a legal hold"
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_HOOKS: ContextVar[HookRegistry | None] = ContextVar("govern_dsr_hooks", default=None)
+
+
+@contextmanager
+def _using(hooks: HookRegistry | None) -> Iterator[None]:
+    """Attach ``hooks`` to every session this call opens (each step's transaction)."""
+    token = _HOOKS.set(hooks)
+    try:
+        yield
+    finally:
+        _HOOKS.reset(token)
+
+
+def _session(engine: Engine) -> Session:
+    session = Session(engine, expire_on_commit=False)
+    hooks = _HOOKS.get()
+    if hooks is not None:
+        hooks.attach(session)
+    return session
+
+
+def _claimable(now: dt.datetime) -> object:
+    return or_(
+        DsrRequest.state == "approved",
+        and_(
+            DsrRequest.state == "in_progress",
+            or_(DsrRequest.lease_expires_at.is_(None), DsrRequest.lease_expires_at <= now),
+        ),
+    )
+
+
+def claim_next(
+    engine: Engine, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
+) -> uuid.UUID | None:
+    """Claim the most urgent approved (or abandoned in-progress) request, or return None."""
+    now = utcnow()
+    pick = (
+        select(DsrRequest.id)
+        .where(_claimable(now))  # type: ignore[arg-type]
+        .order_by(DsrRequest.due_at, DsrRequest.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    with _session(engine) as session, session.begin():
+        rid = session.scalar(
+            update(DsrRequest)
+            .where(DsrRequest.id == pick)
+            .values(claimed_by=worker, lease_expires_at=now + lease)
+            .returning(DsrRequest.id)
+        )
+        if rid is None:
+            return None
+        _start(session, rid, worker)
+        return rid
+
+
+def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
+    """Move a freshly claimed request to in_progress and store its plan (once)."""
+    from govern import holds
+    from govern.db import load_models
+    from govern.dsr.engine import build_plan
+
+    req = get_request(session, rid)
+    if req.state == "approved":
+        transition(session, req, "in_progress", actor=worker, reason="claimed by a worker")
+        req.started_at = utcnow()
+    else:
+        audit.record(
+            session,
+            actor=worker,
+            action="dsr.resume",
+            target_type="dsr_request",
+            target_id=str(rid),
+        )
+    has_plan = session.scalar(select(DsrStep.id).where(DsrStep.request_id == rid).limit(1))
+    if has_plan is None:
+        held = req.subject_id is not None and holds.is_held(session, req.subject_id)
+        plan = build_plan(
+            session,
+            load_models(),
+            type=req.type,
+            subject_id=req.subject_id,
+            corrections=req.corrections or {},
+            held=held,
+        )
+        for i, s in enumerate(plan.steps, 1):
+            session.add(
+                DsrStep(
+                    request_id=rid,
+                    seq=i,
+                    table_name=s.table,
+                    action=s.action,
+                    columns=s.columns,
+                    planned_rows=s.rows,
+                    exception=s.exception,
+                    # a keep step changes nothing: shown in the plan, checkpointed at once
+                    status="kept" if s.action == "keep" else "pending",
+                    rows_affected=0 if s.action == "keep" else None,
+                )
+            )
+        req.outcome = {"exceptions": plan.exceptions} if plan.exceptions else {}
+    session.flush()
+
+
+_REQUESTS = cast(Table, DsrRequest.__table__)
+_STEPS = cast(Table, DsrStep.__table__)
+# Built once (Core, bind parameters): reused statement objects skip cache-key generation.
+_FENCE = (
+    update(_REQUESTS)
+    .where(
+        _REQUESTS.c.id == bindparam("rid"),
+        _REQUESTS.c.claimed_by == bindparam("worker"),
+        _REQUESTS.c.state == "in_progress",
+    )
+    .values(lease_expires_at=bindparam("until"))
+)
+_CHECKPOINT = (
+    update(_STEPS)
+    .where(_STEPS.c.id == bindparam("step_id"), _STEPS.c.status == "pending")
+    .values(
+        status=bindparam("new_status"),
+        rows_affected=bindparam("rows"),
+        done_at=bindparam("at"),
+        done_by=bindparam("by"),
+        exception=func.coalesce(bindparam("why", type_=String()), _STEPS.c.exception),
+    )
+)
+
+
+@functools.cache
+def _held_stmt() -> Select[tuple[bool]]:
+    from govern.holds import held_subject_ids
+    from govern.holds.models import LegalHoldSubject
+
+    return select(exists(held_subject_ids().where(LegalHoldSubject.subject_id == bindparam("sid"))))
+
+
+def _held(session: Session, subject_id: uuid.UUID) -> bool:
+    """``holds.is_held`` as one cached statement (checked before every destructive step)."""
+    return bool(session.scalar(_held_stmt(), {"sid": subject_id}))
+
+
+def _fence(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:
+    """Renew our lease as the transaction's first write; False when another worker took over."""
+    res = session.execute(_FENCE, {"rid": rid, "worker": worker, "until": utcnow() + lease})
+    return int(res.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def take(
+    engine: Engine, rid: uuid.UUID, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
+) -> None:
+    """Claim one named request (``govern dsr process ID``): approved, or abandoned in progress."""
+    now = utcnow()
+    with _session(engine) as session, session.begin():
+        res = session.execute(
+            update(DsrRequest)
+            .where(DsrRequest.id == rid, _claimable(now))  # type: ignore[arg-type]
+            .values(claimed_by=worker, lease_expires_at=now + lease)
+        )
+        if int(res.rowcount) != 1:  # type: ignore[attr-defined]
+            req = get_request(session, rid)
+            if req.state == "in_progress":
+                raise IllegalTransitionError(
+                    f"request {rid} is being processed by another worker (lease until"
+                    f" {req.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+                )
+            raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
+        _start(session, rid, worker)
+
+
+class _LostLease(Exception):
+    """Another worker took the request over (our lease expired)."""
+
+
+class _StepFailed(Exception):
+    """Carries a failing step out of its (rolled back) transaction."""
+
+    def __init__(self, seq: int, cause: Exception) -> None:
+        super().__init__(seq)
+        self.seq, self.cause = seq, cause
+
+
+def _run_step_tx(
+    session: Session,
+    ctx: StepContext,
+    step: tuple[int, int, str | None, str],
+    worker: str,
+) -> str:
+    """Run one step and checkpoint it in ``session``; returns its final status."""
+    from govern.dsr.engine import run_step
+
+    step_id, seq, table, action = step
+    status, rows, exception = "done", 0, None
+    if action in DESTRUCTIVE and _held(session, ctx.subject_id):
+        status, exception = "skipped", HOLD_PLACED
+    else:
+        try:
+            rows = run_step(session, ctx, table, action)
+        except Exception as exc:
+            raise _StepFailed(seq, exc) from exc
+    res = session.execute(
+        _CHECKPOINT,
+        {
+            "step_id": step_id,
+            "new_status": status,
+            "rows": rows,
+            "at": utcnow(),
+            "by": worker,
+            "why": exception,
+        },
+    )
+    if int(res.rowcount) != 1:  # type: ignore[attr-defined]
+        raise _LostLease
+    audit.record(
+        session,
+        actor=worker,
+        action="dsr.step",
+        target_type="dsr_request",
+        target_id=str(ctx.request_id),
+        details={"seq": seq, "table": table, "action": action, "status": status, "rows": rows},
+    )
+    return status
+
+
+def run_claimed(
+    engine: Engine,
+    rid: uuid.UUID,
+    *,
+    worker: str,
+    export_dir: Path,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    on_step: StepHook | None = None,
+) -> ProcessResult:
+    """Run the pending steps of a request this worker holds, each step in its own transaction.
+
+    Each transaction first renews the lease (fencing out a worker whose lease expired) and
+    then flips the step's checkpoint from ``pending`` to ``done`` together with its change.
+    """
+    from govern.db import load_models
+    from govern.dsr.engine import clear_staging, subject_ref
+
+    metadata = load_models()
+    export_dir.mkdir(parents=True, exist_ok=True)
+    with _session(engine) as session, session.begin():
+        req = get_request(session, rid)
+        pending = [
+            (s.id, s.seq, s.table_name, s.action)
+            for s in session.scalars(
+                select(DsrStep)
+                .where(DsrStep.request_id == rid, DsrStep.status == "pending")
+                .order_by(DsrStep.seq)
+            )
+        ]
+        ctx = None
+        if req.subject_id is not None:
+            ctx = StepContext(
+                request_id=rid,
+                type=req.type,
+                subject_id=req.subject_id,
+                corrections=dict(req.corrections or {}),
+                export_dir=export_dir,
+                metadata=metadata,
+                subject_ref=subject_ref(session, req.subject_id),
+            )
+    ran = 0
+    for step in pending:
+        assert ctx is not None
+        try:
+            with _session(engine) as session, session.begin():
+                if not _fence(session, rid, worker, lease):
+                    raise _LostLease
+                _run_step_tx(session, ctx, step, worker)
+                if on_step is not None:
+                    on_step(step[1], "executed")
+        except _StepFailed as failed:
+            return _fail(engine, rid, worker, failed.seq, failed.cause)
+        except _LostLease:
+            with _session(engine) as session:
+                state = get_request(session, rid).state
+            return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
+        ran += 1
+        if on_step is not None:
+            on_step(step[1], "committed")
+    return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
+
+
+def _complete(
+    engine: Engine,
+    rid: uuid.UUID,
+    worker: str,
+    export_dir: Path,
+    ran: int,
+    lease: dt.timedelta,
+    clear_staging: Callable[[Path, uuid.UUID], None],
+) -> ProcessResult:
+    from govern.dsr.models import DsrExport
+
+    with _session(engine) as session, session.begin():
+        if not _fence(session, rid, worker, lease):
+            req = get_request(session, rid)
+            return ProcessResult(request_id=rid, state=req.state, steps_run=ran, steps_total=0)
+        req = get_request(session, rid)
+        total = int(
+            session.scalar(
+                select(func.count()).select_from(DsrStep).where(DsrStep.request_id == rid)
+            )
+            or 0
+        )
+        export = session.scalars(
+            select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
+        ).first()
+        outcome = dict(req.outcome or {})
+        skipped = session.scalar(
+            select(DsrStep.id)
+            .where(DsrStep.request_id == rid, DsrStep.status == "skipped")
+            .limit(1)
+        )
+        if skipped is not None:
+            outcome["exceptions"] = [*outcome.get("exceptions", []), HOLD_PLACED]
+        if req.subject_id is None:
+            outcome["no_data_held"] = True
+        if export is not None:
+            outcome["package"] = {"sha256": export.sha256, "rows": export.rows}
+        req.outcome = outcome
+        reason = "no data held about this person" if req.subject_id is None else "all steps done"
+        transition(session, req, "completed", actor=worker, reason=reason)
+        lifecycle_event(session, req, "completed", exceptions=len(outcome.get("exceptions", [])))
+        req.completed_at = utcnow()
+        req.claimed_by, req.lease_expires_at = None, None
+        if req.type == "rectification":
+            # the corrected values now live in the tables; keep only which columns changed
+            req.corrections = dict.fromkeys(req.corrections or {}, "(applied)")
+        result = ProcessResult(
+            request_id=rid,
+            state=req.state,
+            steps_run=ran,
+            steps_total=total,
+            export_path=export.path if export is not None else None,
+            exceptions=list(outcome.get("exceptions", [])),
+        )
+    clear_staging(export_dir, rid)
+    return result
+
+
+def _fail(engine: Engine, rid: uuid.UUID, worker: str, seq: int, exc: Exception) -> ProcessResult:
+    """Record a failed step (by error class only: messages may quote data) and stop."""
+    with _session(engine) as session, session.begin():
+        req = get_request(session, rid)
+        req.outcome = {**(req.outcome or {}), "error": f"step {seq}: {type(exc).__name__}"}
+        transition(
+            session, req, "failed", actor=worker, reason=f"step {seq} failed: {type(exc).__name__}"
+        )
+        req.claimed_by, req.lease_expires_at = None, None
+        return ProcessResult(request_id=rid, state=req.state, steps_run=0, steps_total=0)
+
+
+def process_request(
+    engine: Engine,
+    rid: uuid.UUID,
+    *,
+    export_dir: Path,
+    worker: str | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    on_step: StepHook | None = None,
+    hooks: HookRegistry | None = None,
+) -> ProcessResult:
+    """Process one approved request now (or resume an abandoned one) to the end.
+
+    ``hooks`` run after each commit for the events it emitted (completed, Art. 19 ...).
+    """
+    worker = worker or default_worker_id()
+    with _using(hooks):
+        take(engine, rid, worker=worker, lease=lease)
+        return run_claimed(
+            engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+        )
+
+
+def work(
+    engine: Engine,
+    *,
+    export_dir: Path,
+    worker: str | None = None,
+    once: bool = False,
+    poll: float = 2.0,
+    max_requests: int | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    on_step: StepHook | None = None,
+    hooks: HookRegistry | None = None,
+    due_soon: dt.timedelta = dt.timedelta(days=7),
+) -> WorkResult:
+    """Claim and process requests until the queue is empty (``once``) or forever.
+
+    Each pass over an empty queue also sends the due-soon and overdue notices.
+    """
+    worker = worker or default_worker_id()
+    done: list[ProcessResult] = []
+    with _using(hooks):
+        _sweep(engine, due_soon)
+        while max_requests is None or len(done) < max_requests:
+            rid = claim_next(engine, worker=worker, lease=lease)
+            if rid is None:
+                if once:
+                    break
+                time.sleep(poll)
+                _sweep(engine, due_soon)
+                continue
+            done.append(
+                run_claimed(
+                    engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+                )
+            )
+    return WorkResult(worker=worker, processed=done)
+
+
+def _sweep(engine: Engine, due_soon: dt.timedelta) -> None:
+    with _session(engine) as session, session.begin():
+        check_deadlines(session, due_soon=due_soon)

@@ -1,0 +1,318 @@
+"""Every right end to end: plans, erasure, access and portability packages, rectification,
+restriction, objection and legal holds, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from govern import dsr, holds, keys
+from govern.db import load_models, transaction
+from govern.domains import analytics, commerce, community, core
+from govern.dsr import WorkCalendar
+from govern.dsr.engine import pseudonym
+from govern.keys.models import ShredProof, SubjectKey
+
+from .conftest import populate_subject
+
+
+def _request(engine: Engine, cal: WorkCalendar, sid: uuid.UUID, type_: str, **kw: Any) -> uuid.UUID:
+    with transaction(engine) as s:
+        out = dsr.submit(
+            s,
+            type=type_,
+            identifiers={"subject_id": str(sid)},
+            calendar=cal,
+            actor="portal",
+            verified=True,
+            **kw,
+        )
+        dsr.approve(s, out.request.id, actor="dpo")
+    return out.request.id
+
+
+def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    md = load_models()
+    out = {}
+    with engine.connect() as conn:
+        for t in md.sorted_tables:
+            if t.info.get("domain") in ("commerce", "analytics", "community") or t.name in (
+                "subjects",
+                "accounts",
+                "subject_identities",
+            ):
+                pk = list(t.primary_key.columns)
+                out[t.name] = [tuple(map(str, r)) for r in conn.execute(select(t).order_by(*pk))]
+    return out
+
+
+def _count(s: Any, model: Any, **where: Any) -> int:
+    stmt = select(func.count()).select_from(model)
+    for k, v in where.items():
+        stmt = stmt.where(getattr(model, k) == v)
+    return int(s.scalar(stmt))
+
+
+def test_plan_changes_nothing(engine: Engine, calendar: WorkCalendar) -> None:
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+    rid = _request(engine, calendar, sid, "erasure")
+    before = _dump(engine)
+    with transaction(engine) as s:
+        p = dsr.plan(s, rid)
+    assert before == _dump(engine)
+    by_table = {st.table: st for st in p.steps}
+    assert by_table["analytics_events"].action == "delete"
+    assert by_table["analytics_events"].rows == 5
+    assert by_table["invoices"].action == "restrict"
+    assert by_table["subjects"].action == "redact"
+    assert any("Art. 17(3)(b)" in e for e in p.exceptions)
+    # children before parents, the subject row last but the key destruction
+    names = [st.table for st in p.steps]
+    assert names.index("page_views") < names.index("analytics_sessions")
+    assert names[-1] == "subject_keys"
+    assert names.index("subjects") > names.index("accounts")
+    assert names[0] == "consent_state"
+    assert p.steps[0].action == "withdraw"
+    assert p.steps[-1].action == "shred"
+    assert p.steps[-1].rows == 1
+
+
+def test_erasure_across_every_domain(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+        other = populate_subject(s)
+    rid = _request(engine, calendar, sid, "erasure")
+    result = dsr.process_request(engine, rid, export_dir=export_dir)
+    assert result.state == "completed"
+    assert any("Art. 17(3)(b)" in e for e in result.exceptions)
+    with transaction(engine) as s:
+        subj = s.get(core.Subject, sid)
+        assert subj is not None
+        assert subj.email is None
+        assert subj.given_name is None
+        assert subj.status == "erased"
+        assert subj.external_ref == pseudonym(sid, rid)
+        for model in (core.Account, core.SubjectIdentity, commerce.Wallet, community.Membership):
+            assert _count(s, model, subject_id=sid) == 0
+        assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 0
+        assert _count(s, analytics.AnalyticsSession, subject_id=sid) == 0
+        other_session = s.scalars(
+            select(analytics.AnalyticsSession).where(analytics.AnalyticsSession.subject_id == other)
+        ).one()
+        assert other_session.ip_address == "10.0.0.1"  # the other subject's key is intact
+        # the subject's key is destroyed, with a proof; blind indexes no longer find them
+        assert _count(s, SubjectKey, subject_id=sid) == 0
+        assert _count(s, SubjectKey, subject_id=other) == 1
+        assert s.scalar(select(func.count()).select_from(ShredProof)) == 1
+        assert subj.email_index is None
+        assert keys.lookup(s, core.Subject.external_ref, f"ext-{sid.hex[:10]}") == []
+        pay = s.scalars(select(commerce.Payment).where(commerce.Payment.subject_id == sid)).one()
+        assert pay.card_number is None
+        assert pay.card_holder is None
+        assert (
+            s.scalars(
+                select(commerce.Order.shipping_address).where(commerce.Order.subject_id == sid)
+            ).one()
+            is None
+        )
+        assert _count(s, community.Post, author_subject_id=sid) == 0
+        # the invoice is kept (Art. 17(3)(b)) and restricted
+        assert _count(s, commerce.Invoice, subject_id=sid) == 1
+        assert dsr.is_restricted(s, sid, "invoices")
+        assert not dsr.is_restricted(s, sid, "orders")
+        # the other subject is untouched
+        assert _count(s, analytics.AnalyticsEvent, subject_id=other) == 5
+        assert s.get(core.Subject, other).email is not None  # type: ignore[union-attr]
+        visible = s.scalars(
+            dsr.exclude_restricted(
+                select(commerce.Invoice.subject_id), commerce.Invoice.subject_id, "invoices"
+            )
+        ).all()
+        assert [other] == visible
+
+
+def test_erasure_under_legal_hold_is_a_recorded_exception(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+        holds.add_hold(s, subject_ids=[sid], reason="litigation 2026-17", actor="counsel")
+    rid = _request(engine, calendar, sid, "erasure")
+    before = _dump(engine)
+    result = dsr.process_request(engine, rid, export_dir=export_dir)
+    assert result.state == "completed"
+    assert any("Art. 17(3)(e)" in e for e in result.exceptions)
+    assert before == _dump(engine)
+
+
+def test_hold_placed_after_planning_stops_destruction(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+    rid = _request(engine, calendar, sid, "erasure")
+    placed: list[int] = []
+
+    def hold_after_first(seq: int, phase: str) -> None:
+        if phase == "committed" and not placed:
+            with transaction(engine) as s:
+                holds.add_hold(s, subject_ids=[sid], reason="claim", actor="counsel")
+            placed.append(seq)
+
+    result = dsr.process_request(engine, rid, export_dir=export_dir, on_step=hold_after_first)
+    assert result.state == "completed"
+    with transaction(engine) as s:
+        assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 5
+        steps = dsr.show(s, rid).steps
+    assert steps[0].status == "done"
+    assert {st.status for st in steps[1:]} <= {"skipped", "kept", "done"}
+    assert any(st.status == "skipped" for st in steps)
+
+
+def _package(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    with zipfile.ZipFile(path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        files = {n: zf.read(n) for n in zf.namelist() if n != "manifest.json"}
+    return manifest, files
+
+
+@pytest.mark.parametrize("type_", ["access", "portability"])
+def test_access_and_portability_packages(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path, type_: str
+) -> None:
+    with transaction(engine) as s:
+        sid = populate_subject(s, events=7)
+        populate_subject(s)
+    rid = _request(engine, calendar, sid, type_)
+    result = dsr.process_request(engine, rid, export_dir=export_dir)
+    assert result.state == "completed"
+    assert result.export_path
+    manifest, files = _package(Path(result.export_path))
+    for f in manifest["files"]:
+        assert hashlib.sha256(files[f["name"]]).hexdigest() == f["sha256"]
+    events = json.loads(files["data/analytics_events.json"]) if type_ == "access" else None
+    if type_ == "access":
+        assert events is not None
+        assert len(events) == 7
+        assert {e["subject_id"] for e in events} == {str(sid)}
+        pays = json.loads(files["data/payments.json"])
+        # sealed columns are decrypted; card numbers stay tokens (last four digits shown)
+        assert pays[0]["card_holder"] == "Ada Lovelace"
+        assert pays[0]["card_number"].endswith("1111")
+        assert "4111111111111111" not in json.dumps(pays)
+    else:
+        assert "data/analytics_events.json" not in files  # observed, not provided, data
+    subj = json.loads(files["data/subjects.json"])
+    assert [str(sid)] == [r["id"] for r in subj]
+    rows = list(csv.reader(io.StringIO(files["data/subjects.csv"].decode())))
+    assert rows[0][0] == "id"
+    assert rows[1][0] == str(sid)
+    assert "data/dsr_requests.json" not in files
+    with transaction(engine) as s:
+        shown = dsr.export_package(s, rid, out=export_dir / "copy.zip")
+    assert shown.sha256 == hashlib.sha256(Path(shown.path).read_bytes()).hexdigest()
+    assert not (export_dir / ".staging" / str(rid)).exists()
+
+
+def test_rectification_applies_and_audits(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+    rid = _request(
+        engine,
+        calendar,
+        sid,
+        "rectification",
+        corrections={"subjects.email": "ada@new.example", "subjects.birth_date": "1991-01-02"},
+    )
+    assert dsr.process_request(engine, rid, export_dir=export_dir).state == "completed"
+    with transaction(engine) as s:
+        subj = s.get(core.Subject, sid)
+        assert subj is not None
+        assert subj.email == "ada@new.example"
+        assert str(subj.birth_date) == "1991-01-02"
+        steps = [
+            a.details
+            for a in s.scalars(select(core.AuditLog).where(core.AuditLog.action == "dsr.step"))
+        ]
+        from govern.dsr.models import DsrRequest
+
+        req = s.get(DsrRequest, rid)
+        assert req is not None
+    assert steps == [
+        {"seq": 1, "table": "subjects", "action": "rectify", "status": "done", "rows": 1}
+    ]
+    assert "ada@new.example" not in json.dumps(steps)
+    assert req.corrections == {"subjects.email": "(applied)", "subjects.birth_date": "(applied)"}
+
+
+@pytest.mark.parametrize(("type_", "tables"), [("restriction", None), ("objection", "analytics")])
+def test_restriction_and_objection(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path, type_: str, tables: str | None
+) -> None:
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+    rid = _request(engine, calendar, sid, type_)
+    assert dsr.process_request(engine, rid, export_dir=export_dir).state == "completed"
+    with transaction(engine) as s:
+        assert dsr.is_restricted(s, sid, "analytics_events")
+        assert dsr.is_restricted(s, sid, "orders") == (type_ == "restriction")
+        q = dsr.exclude_restricted(
+            select(analytics.AnalyticsEvent.id),
+            analytics.AnalyticsEvent.subject_id,
+            "analytics_events",
+        )
+        assert s.scalars(q).all() == []
+        assert dsr.lift_restrictions(s, sid, actor="dpo", reason="accuracy confirmed") > 0
+        assert len(s.scalars(q).all()) == 5
+
+
+def test_register_a_host_table(engine: Engine, calendar: WorkCalendar) -> None:
+    from sqlalchemy import Column, ForeignKey, String, Table, Uuid
+
+    from govern.datamap import governed
+    from govern.datamap.actions import Redact, register_actions, unregister_actions
+    from govern.errors import UsageError
+
+    md = load_models()
+    t = Table(
+        "host_tickets_test",
+        md,
+        Column("id", Uuid, primary_key=True),
+        Column("subject_id", Uuid, ForeignKey("subjects.id")),
+        Column("body", String(100)),
+        info=governed(owner="o", steward="s", subject_link="subject_id", description="d"),
+    )
+    try:
+        assert "host_tickets_test" in dsr.dsr_map(md).unmapped
+        register_actions(t, erasure=Redact({"body": "[erased]"}), rectifiable=("body",))
+        m = dsr.dsr_map(md)
+        assert m.ok
+        entry = next(e for e in m.tables if e.table == "host_tickets_test")
+        assert entry.erasure == "redact body=constant"
+        with pytest.raises(UsageError, match="LegalException"):
+            register_actions(t, erasure="keep")
+    finally:
+        unregister_actions("host_tickets_test")
+        md.remove(t)
+
+
+def test_shipped_map_is_complete() -> None:
+    m = dsr.dsr_map()
+    assert m.ok, (m.unmapped, m.problems)
+    names = {e.table for e in m.tables}
+    assert {"subjects", "invoices", "analytics_events", "posts", "orders"} <= names

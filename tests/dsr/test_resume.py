@@ -1,0 +1,151 @@
+"""Kill a real worker process at every step, before and after its commit; resume; check
+that the result is complete and that no step ran twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from govern import dsr
+from govern.db import transaction
+from govern.domains import analytics, commerce, core
+from govern.dsr import WorkCalendar
+from govern.dsr.models import DsrStep, Restriction
+
+from .conftest import populate_subject
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _new_request(engine: Engine, cal: WorkCalendar, type_: str) -> tuple[uuid.UUID, uuid.UUID]:
+    with transaction(engine) as s:
+        sid = populate_subject(s, events=3)
+        out = dsr.submit(
+            s,
+            type=type_,
+            identifiers={"subject_id": str(sid)},
+            calendar=cal,
+            actor="portal",
+            verified=True,
+        )
+        dsr.approve(s, out.request.id, actor="dpo")
+    return sid, out.request.id
+
+
+def _runnable(engine: Engine, rid: uuid.UUID) -> list[int]:
+    """The seqs of the steps that do work (keep steps are checkpointed when planned)."""
+    with transaction(engine) as s:
+        return [st.seq for st in dsr.plan(s, rid).steps if st.action != "keep"]
+
+
+def _kill_at(url: str, kek: str, rid: uuid.UUID, out: Path, seq: int, phase: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.dsr.victim", url, str(rid), str(out), str(seq), phase],
+        cwd=ROOT,
+        env={**env, "GOVERN_KEK": kek},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode
+
+
+def _step_audits(engine: Engine, rid: uuid.UUID) -> dict[int, int]:
+    with transaction(engine) as s:
+        rows = s.scalars(
+            select(core.AuditLog.details).where(
+                core.AuditLog.action == "dsr.step", core.AuditLog.target_id == str(rid)
+            )
+        ).all()
+    seen: dict[int, int] = {}
+    for d in rows:
+        seen[d["seq"]] = seen.get(d["seq"], 0) + 1
+    return seen
+
+
+def _pending_seqs(engine: Engine, rid: uuid.UUID) -> list[int]:
+    with transaction(engine) as s:
+        return list(
+            s.scalars(
+                select(DsrStep.seq)
+                .where(DsrStep.request_id == rid, DsrStep.status == "pending")
+                .order_by(DsrStep.seq)
+            )
+        )
+
+
+@pytest.mark.parametrize("phase", ["executed", "committed"])
+def test_erasure_killed_at_every_step_resumes_exactly_once(
+    engine: Engine,
+    migrated_url: str,
+    kek: str,
+    calendar: WorkCalendar,
+    export_dir: Path,
+    phase: str,
+) -> None:
+    steps = _runnable(engine, _new_request(engine, calendar, "erasure")[1])
+    assert len(steps) > 10
+    for seq in steps:
+        sid, rid = _new_request(engine, calendar, "erasure")
+        assert _kill_at(migrated_url, kek, rid, export_dir, seq, phase) == -9
+        with transaction(engine) as s:
+            assert dsr.show(s, rid).request.state == "in_progress"
+        done_before = set(_step_audits(engine, rid))
+        expected_done = {x for x in steps if x < seq or (x == seq and phase == "committed")}
+        assert expected_done == done_before
+        result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
+        assert result.state == "completed"
+        assert _pending_seqs(engine, rid) == []
+        audits = _step_audits(engine, rid)
+        assert set(audits.values()) == {1}, f"a step ran twice after a kill at {seq}/{phase}"
+        assert set(audits) == set(steps)
+        with transaction(engine) as s:
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(analytics.AnalyticsEvent)
+                    .where(analytics.AnalyticsEvent.subject_id == sid)
+                )
+                == 0
+            )
+            assert s.get(core.Subject, sid).email is None  # type: ignore[union-attr]
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(commerce.Invoice)
+                    .where(commerce.Invoice.subject_id == sid)
+                )
+                == 1
+            )
+            restrictions = s.scalar(
+                select(func.count()).select_from(Restriction).where(Restriction.subject_id == sid)
+            )
+            assert restrictions == 1  # the restrict step ran once
+
+
+def test_access_killed_at_every_step_gives_a_complete_package(
+    engine: Engine, migrated_url: str, kek: str, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    steps = _runnable(engine, _new_request(engine, calendar, "access")[1])
+    for seq in [*steps[:: max(1, len(steps) // 6)], steps[-1]]:
+        _, rid = _new_request(engine, calendar, "access")
+        assert _kill_at(migrated_url, kek, rid, export_dir, seq, "executed") == -9
+        result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
+        assert result.state == "completed"
+        assert result.export_path
+        with zipfile.ZipFile(result.export_path) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+            events = json.loads(zf.read("data/analytics_events.json"))
+        assert len(events) == 3
+        assert manifest["tables"] == len(steps) - 1
+        assert set(_step_audits(engine, rid).values()) == {1}

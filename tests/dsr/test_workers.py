@@ -1,0 +1,129 @@
+"""Several real worker processes drain one queue: every request is processed exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from govern import dsr
+from govern.db import transaction
+from govern.domains.core import AuditLog
+from govern.dsr import WorkCalendar
+from govern.dsr.models import DsrRequest, DsrTransition
+
+from .conftest import keyed_engine, populate_subject
+
+TYPES = ("erasure", "restriction", "access", "objection")
+
+
+def _queue(engine: Engine, cal: WorkCalendar, n: int) -> list[uuid.UUID]:
+    ids = []
+    with transaction(engine) as s:
+        for i in range(n):
+            sid = populate_subject(s, events=2)
+            out = dsr.submit(
+                s,
+                type=TYPES[i % len(TYPES)],
+                identifiers={"subject_id": str(sid)},
+                calendar=cal,
+                actor="portal",
+                verified=True,
+            )
+            dsr.approve(s, out.request.id, actor="dpo")
+            ids.append(out.request.id)
+    return ids
+
+
+def _run_workers(url: str, kek: str, out: Path, count: int) -> list[dict[str, object]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    env |= {"GOVERN_DATABASE_URL": url, "GOVERN_DSR_EXPORT_DIR": str(out), "GOVERN_KEK": kek}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "govern",
+                "dsr",
+                "work",
+                "--once",
+                "--worker",
+                f"w{i}",
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+    results = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, stderr
+        results.append(json.loads(stdout))
+    return results
+
+
+def _check_exactly_once(
+    engine: Engine, ids: list[uuid.UUID], results: list[dict[str, object]]
+) -> None:
+    reported = [p["request_id"] for r in results for p in r["processed"]]  # type: ignore[attr-defined]
+    assert sorted(str(i) for i in ids) == sorted(reported)  # each by exactly one worker
+    with transaction(engine) as s:
+        states = Counter(s.scalars(select(DsrRequest.state)))
+        moves = Counter(
+            (t.request_id, t.to_state)
+            for t in s.scalars(
+                select(DsrTransition).where(
+                    DsrTransition.to_state.in_(("in_progress", "completed"))
+                )
+            )
+        )
+        steps = Counter(
+            (d["seq"], a)
+            for a, d in s.execute(
+                select(AuditLog.target_id, AuditLog.details).where(AuditLog.action == "dsr.step")
+            )
+        )
+    assert {"completed": len(ids)} == dict(states)
+    assert set(moves.values()) == {1}
+    assert len(moves) == 2 * len(ids)
+    assert set(steps.values()) == {1}
+
+
+@pytest.mark.postgres
+def test_four_workers_on_postgres(
+    databases: object, kek: str, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    url = databases.migrated("postgresql")  # type: ignore[attr-defined]
+    engine = keyed_engine(url, kek)
+    try:
+        ids = _queue(engine, calendar, 240)
+        results = _run_workers(url, kek, tmp_path / "exports", 4)
+        _check_exactly_once(engine, ids, results)
+        assert len(list((tmp_path / "exports").glob("*.zip"))) == 60
+    finally:
+        engine.dispose()
+
+
+def test_two_workers_on_sqlite(
+    databases: object, kek: str, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    url = databases.migrated("sqlite")  # type: ignore[attr-defined]
+    engine = keyed_engine(url, kek)
+    try:
+        ids = _queue(engine, calendar, 40)
+        results = _run_workers(url, kek, tmp_path / "exports", 2)
+        _check_exactly_once(engine, ids, results)
+    finally:
+        engine.dispose()
