@@ -86,7 +86,50 @@ def _migrations(settings: Settings) -> list[CheckResult]:
     return out
 
 
-CHECKS: list[Callable[[Settings], list[CheckResult]]] = [_settings, _database, _migrations]
+def _credentials(settings: Settings) -> list[CheckResult]:
+    """Legacy demo passwords are a failure; outdated hash schemes are reported with them."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    from govern import credentials
+    from govern.db import create_engine, transaction
+
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        if not inspect(engine).has_table("accounts"):
+            return [CheckResult(name="credentials", ok=True, detail="no accounts table yet")]
+        with transaction(engine) as session:
+            report = credentials.scan(session)
+    except DBAPIError as exc:
+        return [CheckResult(name="credentials", ok=False, detail=type(exc).__name__)]
+    finally:
+        engine.dispose()
+    if not report.findings:
+        return [
+            CheckResult(
+                name="credentials",
+                ok=True,
+                detail=f"{report.accounts_scanned} account(s), no demo passwords or weak hashes",
+            )
+        ]
+    names = ", ".join(sorted({f.username for f in report.findings})[:5])
+    kinds = sorted({f.kind for f in report.findings})
+    return [
+        CheckResult(
+            name="credentials",
+            ok=False,
+            detail=f"{len(report.findings)} finding(s) ({', '.join(kinds)}) on {names}; "
+            "run `govern credentials purge-demo`",
+        )
+    ]
+
+
+CHECKS: list[Callable[[Settings], list[CheckResult]]] = [
+    _settings,
+    _database,
+    _migrations,
+    _credentials,
+]
 
 
 def run_doctor(settings: Settings) -> DoctorReport:
