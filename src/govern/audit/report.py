@@ -7,6 +7,7 @@ the page opens offline in any browser and prints cleanly. Every value is HTML-es
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
 from govern.audit.sections import NOT_AVAILABLE, Chart, Section
@@ -35,10 +36,11 @@ def _e(text: object) -> str:
 
 
 def _nice_max(value: float) -> float:
+    """A round axis top above ``value`` whose quarters are whole numbers."""
     if value <= 0:
-        return 1.0
-    step = 10 ** (len(str(int(value))) - 1)
-    return float(((int(value) // step) + 1) * step)
+        return 4.0
+    step = 10 ** max(len(str(int(value * 1.1 / 4))) - 1, 0)
+    return float(math.ceil(value * 1.1 / 4 / step) * step * 4)
 
 
 def svg_chart(chart: Chart) -> str:
@@ -120,10 +122,7 @@ def render(
     """The whole page as one HTML string."""
     available = [s for s in sections if s.status != NOT_AVAILABLE]
     missing = [s for s in sections if s.status == NOT_AVAILABLE]
-    cards = []
-    for s in sections:
-        for name, value in s.figures.items():
-            cards.append((f"{s.title}: {name}", value))
+    cards = [(name, value) for s in sections for name, value in s.figures.items()]
     body = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

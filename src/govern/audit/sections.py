@@ -207,7 +207,7 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
         status="included",
         files=["ropa/ropa.json", "ropa/ropa.csv"],
         summary=summary,
-        figures={"activities": len(activities), "categories": cats},
+        figures={"processing activities": len(activities), "personal-data categories": cats},
         charts=[chart],
     )
 
@@ -289,7 +289,7 @@ def legal_holds(ctx: ExportContext, out: BundleWriter) -> Section:
         summary=[f"{len(holds)} legal hold(s), {active} active."]
         if holds
         else ["No legal holds have been placed."],
-        figures={"holds": len(holds), "active": active},
+        figures={"active legal holds": active},
     )
 
 
@@ -355,7 +355,7 @@ def audit_trail(ctx: ExportContext, out: BundleWriter) -> Section:
         status="included" if n else "empty",
         files=["audit/audit_log.jsonl"],
         summary=[f"{n} audit entries in the period" + (f" ({top})." if top else ".")],
-        figures={"entries": n},
+        figures={"audit entries in period": n},
         charts=charts,
     )
 
@@ -393,7 +393,7 @@ def software(ctx: ExportContext, out: BundleWriter) -> Section:
         status="included",
         files=["sbom.cdx.json"],
         summary=[f"CycloneDX 1.5 SBOM listing {len(doc['components'])} installed packages."],
-        figures={"components": len(doc["components"])},
+        figures={"packages in SBOM": len(doc["components"])},
     )
 
 

@@ -9,6 +9,7 @@ written, and only when they differ, so a second run reports zero changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -112,11 +113,12 @@ def seed(
     domains: Sequence[str] | None = None,
     *,
     seed_password: str | None = None,
+    root: Path | None = None,
 ) -> SeedResult:
     """Load the fixtures of ``domains`` (and the domains they need) for ``env``.
 
     Idempotent: ids are deterministic and unchanged rows are left alone. Raises a
     :class:`~govern.errors.SeedError` before writing anything when a fixture is broken.
     """
-    plan = load_plan(env, domains)
+    plan = load_plan(env, domains, root=root)
     return apply_plan(session, plan, seed_password=seed_password)
