@@ -18,6 +18,8 @@ from govern.config import Settings
 KEK_BYTES = b"KEKSECRET-" + bytes(range(22))
 SECRETS = {
     "kek": base64.b64encode(KEK_BYTES).decode(),
+    "seed_password": "SeedPassw0rd-leak-canary",
+    "audit_signing_key": base64.b64encode(b"SIGNKEY-" + bytes(range(24))).decode(),
 }
 DB_PASSWORD = "DbPassw0rd-leak-canary"
 
@@ -35,6 +37,12 @@ COMMANDS = [
     ("migrate", "up", "--domain", "nope"),
     ("migrate", "up", "--to", "nope"),
     ("migrate", "down", "--domain", "core"),
+    ("seed",),
+    ("seed", "--env", "staging", "--json"),
+    ("credentials", "scan"),
+    ("credentials", "purge-demo"),
+    ("audit", "export", "--out", "bundle.zip"),
+    ("audit", "verify", "bundle.zip"),
 ]
 
 

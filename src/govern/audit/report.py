@@ -77,10 +77,11 @@ def svg_chart(chart: Chart) -> str:
     for si, series in enumerate(chart.series):
         colour = _COLOURS[si % len(_COLOURS)]
         if chart.kind == "bar":
-            width = slot * 0.7 / max(len(chart.series), 1)
+            width = min(slot * 0.7 / max(len(chart.series), 1), 56.0)
+            group = width * len(chart.series)
             for i, p in enumerate(series.points):
                 h = plot_h * p.value / top
-                x = _PAD_L + slot * i + slot * 0.15 + width * si
+                x = _PAD_L + slot * i + (slot - group) / 2 + width * si
                 parts.append(
                     f'<rect class="bar" x="{x:.1f}" y="{_PAD_T + plot_h - h:.1f}" '
                     f'width="{width:.1f}" height="{h:.1f}" fill="{colour}">'
