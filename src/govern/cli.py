@@ -162,9 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         lambda a, s: command.credentials_purge_demo(s, a.by, a.outdated),
     )
     p.add_argument("--by", default="govern-cli", help="Who purges (for the audit log).")
-    p.add_argument(
-        "--outdated", action="store_true", help="Also invalidate outdated hash schemes."
-    )
+    p.add_argument("--outdated", action="store_true", help="Also invalidate outdated hash schemes.")
     p = leaf(
         crsub,
         "rotate",

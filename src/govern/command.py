@@ -25,14 +25,13 @@ if TYPE_CHECKING:
     import datetime as dt
     import uuid
 
+    from sqlalchemy.orm import Session
+
     from govern.audit.export import ExportResult, VerifyResult
     from govern.audit.sections import Controller
     from govern.credentials import PurgeResult, RotateResult, ScanReport
-    from govern.seeding import GenerateResult
-
-    from sqlalchemy.orm import Session
-
     from govern.holds import HoldList, HoldOut
+    from govern.seeding import GenerateResult
 
 
 def _url(settings: Settings) -> str:

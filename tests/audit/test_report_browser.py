@@ -95,8 +95,10 @@ def test_report_renders_its_charts(browser: Any, databases: Databases, tmp_path:
     assert title == "govern compliance report"
     assert len(charts) >= 2
     for chart in charts:
-        assert chart["w"] > 100 and chart["h"] > 100
-        assert chart["bars"] and all(h > 0 for h in chart["bars"])
+        assert chart["w"] > 100
+        assert chart["h"] > 100
+        assert chart["bars"]
+        assert all(h > 0 for h in chart["bars"])
     assert fetched == []
     assert shot.stat().st_size > 10_000
     na = browser.find_elements("css selector", "p.na")

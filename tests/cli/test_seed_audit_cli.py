@@ -29,16 +29,20 @@ def url_env(govern_env: Path, monkeypatch: pytest.MonkeyPatch, migrated_url: str
 
 def test_seed_twice_is_a_no_op(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "seed", "--env", "sandbox", "--json")
-    assert code == 0 and sum(t["inserted"] for t in json.loads(out)["tables"]) > 0
+    assert code == 0
+    assert sum(t["inserted"] for t in json.loads(out)["tables"]) > 0
     code, out, _ = run(capsys, "seed", "--env", "sandbox")
-    assert code == 0 and "0 change(s)" in out
+    assert code == 0
+    assert "0 change(s)" in out
 
 
 def test_seed_scale_and_generate(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "seed", "--domain", "analytics", "--scale", "2000", "--json")
-    assert code == 0 and json.loads(out)["generated"]["rows"] == 2000
+    assert code == 0
+    assert json.loads(out)["generated"]["rows"] == 2000
     code, out, _ = run(capsys, "seed", "generate-events", "500", "--seed", "7")
-    assert code == 0 and "inserted 500 rows into analytics_events" in out
+    assert code == 0
+    assert "inserted 500 rows into analytics_events" in out
     assert table_counts(url_env)["analytics_events"] == 2500
 
 
@@ -60,7 +64,8 @@ def test_bad_input_is_one_line_exit_2_nothing_changed(
     before = table_counts(url_env)
     code, out, err = run(capsys, *argv)
     assert (code, out) == (2, "")
-    assert message in err and err.count("\n") == 1
+    assert message in err
+    assert err.count("\n") == 1
     assert table_counts(url_env) == before
 
 
@@ -84,7 +89,8 @@ def test_scan_exit_1_then_purge(url_env: str, capsys: pytest.CaptureFixture[str]
     kinds = sorted(f["kind"] for f in json.loads(out)["findings"])
     assert (code, kinds) == (1, ["demo_password", "outdated_scheme"])
     code, out, _ = run(capsys, "doctor")
-    assert code == 1 and "FAIL credentials" in out
+    assert code == 1
+    assert "FAIL credentials" in out
     assert run(capsys, "credentials", "purge-demo", "--by", "secops")[0] == 0
     assert run(capsys, "credentials", "scan")[0] == 0
 
@@ -93,20 +99,26 @@ def test_rotate_prints_secrets_once(url_env: str, capsys: pytest.CaptureFixture[
     run(capsys, "seed", "--env", "staging")
     code, out, _ = run(capsys, "credentials", "rotate", "--json")
     rotated = json.loads(out)["rotated"]
-    assert code == 0 and {r["username"] for r in rotated} == {"svc-reporting", "svc-deploy"}
+    assert code == 0
+    assert {r["username"] for r in rotated} == {"svc-reporting", "svc-deploy"}
     assert all(len(r["secret"]) >= 32 for r in rotated)
 
 
 def test_export_and_verify(
-    url_env: str, govern_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    url_env: str,
+    govern_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("GOVERN_AUDIT_SIGNING_KEY", KEY)
     run(capsys, "seed")
     code, out, _ = run(capsys, "audit", "export", "--out", "b.zip", "--from", "2020-01-01")
-    assert code == 0 and "not available in this version" in out
+    assert code == 0
+    assert "not available in this version" in out
     assert KEY not in out
     code, out, _ = run(capsys, "audit", "verify", "b.zip")
-    assert code == 0 and "pinned key" in out
+    assert code == 0
+    assert "pinned key" in out
     with zipfile.ZipFile("b.zip") as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     members["ropa/ropa.csv"] = members["ropa/ropa.csv"].replace(b"core", b"kore", 1)
@@ -114,11 +126,13 @@ def test_export_and_verify(
         for n, data in members.items():
             zf.writestr(n, data)
     code, out, _ = run(capsys, "audit", "verify", "t.zip")
-    assert code == 1 and "FAIL altered: ropa/ropa.csv" in out
+    assert code == 1
+    assert "FAIL altered: ropa/ropa.csv" in out
 
 
 def test_keygen(govern_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "audit", "keygen", "--json")
     doc = json.loads(out)
-    assert code == 0 and len(base64.b64decode(doc["private_key"])) == 32
+    assert code == 0
+    assert len(base64.b64decode(doc["private_key"])) == 32
     assert doc["private_key"] != doc["public_key"]

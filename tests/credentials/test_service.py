@@ -65,14 +65,18 @@ def test_purge_invalidates_and_audits(seeded: str, include_outdated: bool) -> No
     with transaction(engine) as session:
         smoke = session.scalars(select(Account).where(Account.username == "smoke-1")).one()
         deploy = session.scalars(select(Account).where(Account.username == "svc-deploy")).one()
-        audits = list(session.scalars(select(AuditLog).where(AuditLog.action == "credentials.purge")))
+        audits = list(
+            session.scalars(select(AuditLog).where(AuditLog.action == "credentials.purge"))
+        )
         after = scan(session)
     engine.dispose()
     purged = {f.username for f in result.invalidated}
     assert purged == ({"smoke-1", "svc-deploy"} if include_outdated else {"smoke-1"})
-    assert smoke.must_reset and not matches(smoke.password_hash, "changeme")
+    assert smoke.must_reset
+    assert not matches(smoke.password_hash, "changeme")
     assert deploy.must_reset is include_outdated
-    assert {a.actor for a in audits} == {"secops"} and len(audits) == len(purged)
+    assert {a.actor for a in audits} == {"secops"}
+    assert len(audits) == len(purged)
     assert after.ok is include_outdated
 
 
@@ -93,9 +97,9 @@ def test_rotate_service_accounts(seeded: str) -> None:
 def test_rotate_named_accounts_only(seeded: str) -> None:
     engine = create_engine(seeded)
     with transaction(engine) as session:
-        assert [r.username for r in rotate(session, actor="ops", usernames=["svc-deploy"]).rotated] == [
-            "svc-deploy"
-        ]
+        assert [
+            r.username for r in rotate(session, actor="ops", usernames=["svc-deploy"]).rotated
+        ] == ["svc-deploy"]
         with pytest.raises(UnknownAccountError, match="not a service account"):
             rotate(session, actor="ops", usernames=["smoke-1"])
         with pytest.raises(UnknownAccountError, match="no account named 'ghost'"):

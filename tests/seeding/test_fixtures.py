@@ -69,7 +69,8 @@ def test_overlays_merge_drop_and_add() -> None:
     assert demo["svc-reporting"]["username"] == "svc-reporting"  # kept from base
     assert "svc-etl" in demo
     assert "svc-etl" not in staging  # dropped by the overlay
-    assert "svc-deploy" in staging and "svc-deploy" not in demo  # added
+    assert "svc-deploy" in staging
+    assert "svc-deploy" not in demo
 
 
 def test_references_resolve_to_deterministic_ids() -> None:
@@ -98,7 +99,9 @@ def test_broken_reference_names_file_table_and_key(tmp_path: Path) -> None:
     with pytest.raises(BrokenSeedReferenceError) as err:
         load_plan("demo", ["core"], root=root)
     msg = str(err.value)
-    assert "seeds/core/demo.toml" in msg and "accounts" in msg and "'x'" in msg
+    assert "seeds/core/demo.toml" in msg
+    assert "accounts" in msg
+    assert "'x'" in msg
     assert "'nobody'" in msg
 
 

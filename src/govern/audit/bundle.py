@@ -77,7 +77,7 @@ class BundleWriter:
         with self._zf.open(info, "w", force_zip64=True) as target:
             hashing = _HashingWriter(target)
             buffered = io.BufferedWriter(hashing, buffer_size=_CHUNK)
-            yield buffered  # type: ignore[misc]
+            yield buffered
             buffered.flush()
         self.members.append(Member(path, hashing.digest.hexdigest(), hashing.size))
 
@@ -104,7 +104,9 @@ def key_id(public_b64: str) -> str:
     return hashlib.sha256(base64.b64decode(public_b64)).hexdigest()[:16]
 
 
-def seal(zf: zipfile.ZipFile, writer: BundleWriter, private_seed: bytes, meta: dict[str, Any]) -> str:
+def seal(
+    zf: zipfile.ZipFile, writer: BundleWriter, private_seed: bytes, meta: dict[str, Any]
+) -> str:
     """Write ``manifest.json`` and ``manifest.sig``; returns the manifest's SHA-256."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

@@ -16,19 +16,27 @@ _W, _H = 640, 240
 _PAD_L, _PAD_R, _PAD_T, _PAD_B = 48, 16, 16, 56
 _COLOURS = ("#2f6db5", "#d9822b", "#3a9a5b", "#b03a48")
 
-_CSS = """
-body{font-family:"DejaVu Sans",Arial,Helvetica,sans-serif;color:#1d2733;margin:0;background:#f4f6f9}
-main{max-width:960px;margin:0 auto;padding:24px 32px 48px;background:#fff}
-h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:2px solid #dde4ee;
-padding-bottom:4px}.meta{color:#56616f;font-size:14px;margin:0 0 16px}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}.card{flex:1 1 150px;border:1px solid #dde4ee;
-border-radius:8px;padding:12px 14px;background:#f9fbfd}.card .v{font-size:26px;font-weight:bold}
-.card .l{font-size:13px;color:#56616f}.na{color:#8a5a00;background:#fff6e0;border-left:4px solid #e0a800;
-padding:8px 12px;margin:8px 0;font-size:14px}.ok{color:#1d6b34}.bad{color:#a01c2c}
-ul{margin:6px 0 6px 20px;padding:0}li{margin:2px 0;font-size:14px}svg{display:block;margin:8px 0}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #dde4ee;padding:4px 8px;
-text-align:left}th{background:#eef2f7}footer{margin-top:32px;color:#56616f;font-size:12px}
-"""
+_CSS = "".join(
+    (
+        'body{font-family:"DejaVu Sans",Arial,Helvetica,sans-serif;color:#1d2733;',
+        "margin:0;background:#f4f6f9}",
+        "main{max-width:960px;margin:0 auto;padding:24px 32px 48px;background:#fff}",
+        "h1{font-size:26px;margin:0 0 4px}",
+        "h2{font-size:19px;margin:32px 0 8px;border-bottom:2px solid #dde4ee;padding-bottom:4px}",
+        ".meta{color:#56616f;font-size:14px;margin:0 0 16px}",
+        ".cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}",
+        ".card{flex:1 1 150px;border:1px solid #dde4ee;border-radius:8px;",
+        "padding:12px 14px;background:#f9fbfd}",
+        ".card .v{font-size:26px;font-weight:bold}",
+        ".card .l{font-size:13px;color:#56616f}",
+        ".na{color:#8a5a00;background:#fff6e0;border-left:4px solid #e0a800;",
+        "padding:8px 12px;margin:8px 0;font-size:14px}",
+        "ul{margin:6px 0 6px 20px;padding:0}",
+        "li{margin:2px 0;font-size:14px}",
+        "svg{display:block;margin:8px 0}",
+        "footer{margin-top:32px;color:#56616f;font-size:12px}",
+    )
+)
 
 
 def _e(text: object) -> str:
@@ -161,7 +169,8 @@ def render(
             for chart in s.charts:
                 body.append(f"<h3>{_e(chart.title)}</h3>{svg_chart(chart)}")
         body.append(
-            "<p class=\"meta\">Files: " + ", ".join(f"<code>{_e(f)}</code>" for f in s.files)
+            '<p class="meta">Files: '
+            + ", ".join(f"<code>{_e(f)}</code>" for f in s.files)
             + "</p></section>"
         )
     body.append(

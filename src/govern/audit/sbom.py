@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import uuid
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -16,15 +16,16 @@ def _norm(name: str) -> str:
 
 
 def _license(dist: metadata.Distribution) -> list[dict[str, Any]]:
-    expr = (dist.metadata.get("License-Expression") or "").strip()
+    meta: Any = dist.metadata
+    expr = (meta.get("License-Expression") or "").strip()
     if expr:
         return [{"expression": expr}]
-    text = (dist.metadata.get("License") or "").strip()
+    text = (meta.get("License") or "").strip()
     if text and text.upper() != "UNKNOWN" and len(text) <= 100 and "\n" not in text:
         return [{"license": {"name": text}}]
     classifiers = [
         c.split(" :: ")[-1]
-        for c in dist.metadata.get_all("Classifier") or []
+        for c in meta.get_all("Classifier") or []
         if c.startswith("License ::") and c.count("::") >= 2
     ]
     return [{"license": {"name": c}} for c in sorted(set(classifiers))]
@@ -36,12 +37,10 @@ def sbom(now: dt.datetime | None = None) -> dict[str, Any]:
 
     dists: dict[str, metadata.Distribution] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = cast(Any, dist.metadata).get("Name")
         if name:
             dists.setdefault(_norm(name), dist)
-    refs = {
-        key: f"pkg:pypi/{key}@{d.version}" for key, d in sorted(dists.items())
-    }
+    refs = {key: f"pkg:pypi/{key}@{d.version}" for key, d in sorted(dists.items())}
     components = []
     dependencies = []
     for key, dist in sorted(dists.items()):

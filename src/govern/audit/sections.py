@@ -102,8 +102,7 @@ def _unavailable(
 SECURITY_MEASURES = [
     "Passwords stored as Argon2id hashes (m=19 MiB, t=2); legacy demo passwords and "
     "outdated schemes are scanned for by `govern credentials scan` and `govern doctor`.",
-    "Append-only audit log of governance actions, written in the same transaction as "
-    "the action.",
+    "Append-only audit log of governance actions, written in the same transaction as the action.",
     "Legal holds block erasure and purging of held subjects' data (Art. 17(3)(e)).",
     "Schema migrations are checksummed; drift and edited revisions are reported by "
     "`govern doctor`.",
@@ -152,7 +151,10 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
     c = ctx.controller
     activities = _activities()
     doc = {
-        "controller": {"name": c.name or "not configured", "contact": c.contact or "not configured"},
+        "controller": {
+            "name": c.name or "not configured",
+            "contact": c.contact or "not configured",
+        },
         "data_protection_officer": {"contact": c.dpo or "not configured"},
         "generated_at": ctx.now.isoformat(),
         "activities": activities,
@@ -195,7 +197,9 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
             Series(
                 name="categories",
                 points=[
-                    Point(label=a["activity"].split()[0], value=len(a["categories_of_personal_data"]))
+                    Point(
+                        label=a["activity"].split()[0], value=len(a["categories_of_personal_data"])
+                    )
                     for a in activities
                 ],
             )
@@ -258,11 +262,8 @@ def legal_holds(ctx: ExportContext, out: BundleWriter) -> Section:
     """The legal-hold register: cases, dates and subject counts (no free-text reasons)."""
     from govern.holds.models import LegalHold, LegalHoldSubject
 
-    counts = dict(
-        ctx.session.execute(
-            select(LegalHoldSubject.hold_id, func.count()).group_by(LegalHoldSubject.hold_id)
-        ).all()
-    )
+    grouped = select(LegalHoldSubject.hold_id, func.count()).group_by(LegalHoldSubject.hold_id)
+    counts: dict[Any, int] = {row[0]: row[1] for row in ctx.session.execute(grouped)}
     holds = list(ctx.session.scalars(select(LegalHold).order_by(LegalHold.created_at)))
     with out.text("holds/legal_holds.csv") as fh:
         writer = csv.writer(fh, lineterminator="\n")

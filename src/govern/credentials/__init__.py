@@ -15,5 +15,6 @@ __all__ = [
     "matches",
     "purge_demo",
     "random_password",
+    "rotate",
     "scan",
 ]

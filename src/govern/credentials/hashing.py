@@ -22,6 +22,7 @@ ARGON2_MEMORY_KIB = 19_456
 ARGON2_TIME_COST = 2
 ARGON2_PARALLELISM = 1
 BCRYPT_MIN_COST = 12
+SCHEME = "argon2id"
 PBKDF2_SHA256_MIN_ITERATIONS = 600_000
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -70,7 +71,8 @@ def identify(stored: str, declared: str | None = None) -> Scheme:
     if m:
         cost = int(m.group(1))
         return Scheme(
-            "bcrypt", f"bcrypt cost {cost} below {BCRYPT_MIN_COST}" if cost < BCRYPT_MIN_COST else None
+            "bcrypt",
+            f"bcrypt cost {cost} below {BCRYPT_MIN_COST}" if cost < BCRYPT_MIN_COST else None,
         )
     m = _PBKDF2.match(stored)
     if m:
@@ -112,6 +114,6 @@ def matches(stored: str, password: str) -> bool:
         algo = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}.get(len(stored))
         if algo is None:
             return False
-        digest = hashlib.new(algo, password.encode()).hexdigest()
-        return hmac.compare_digest(digest, stored.lower())
+        hexed = hashlib.new(algo, password.encode()).hexdigest()
+        return hmac.compare_digest(hexed, stored.lower())
     return hmac.compare_digest(stored.encode(), password.encode())

@@ -17,7 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govern.audit import record
-from govern.credentials.hashing import hash_password, identify, matches, random_password
+from govern.credentials.hashing import (
+    SCHEME,
+    hash_password,
+    identify,
+    matches,
+    random_password,
+)
 from govern.credentials.schemas import (
     Finding,
     PurgeResult,
@@ -80,9 +86,7 @@ def scan(session: Session, passwords: Sequence[str] | None = None) -> ScanReport
     )
 
 
-def purge_demo(
-    session: Session, *, actor: str, include_outdated: bool = False
-) -> PurgeResult:
+def purge_demo(session: Session, *, actor: str, include_outdated: bool = False) -> PurgeResult:
     """Invalidate accounts with demo passwords (and outdated hashes, if asked).
 
     The hash is replaced by one of a random password nobody knows and ``must_reset`` is
@@ -97,7 +101,7 @@ def purge_demo(
             continue
         account = session.scalars(select(Account).where(Account.username == f.username)).one()
         account.password_hash = hash_password(random_password())
-        account.password_scheme = "argon2id"
+        account.password_scheme = SCHEME
         account.must_reset = True
         record(
             session,
@@ -112,9 +116,7 @@ def purge_demo(
     return PurgeResult(invalidated=list(done.values()))
 
 
-def rotate(
-    session: Session, *, actor: str, usernames: Sequence[str] | None = None
-) -> RotateResult:
+def rotate(session: Session, *, actor: str, usernames: Sequence[str] | None = None) -> RotateResult:
     """Give service accounts (all, or the named ones) new random passwords.
 
     The new secrets are in the result, and nowhere else: not in the audit log, not in logs.
@@ -135,7 +137,7 @@ def rotate(
     for account in accounts:
         secret = random_password()
         account.password_hash = hash_password(secret)
-        account.password_scheme = "argon2id"
+        account.password_scheme = SCHEME
         account.must_reset = False
         record(
             session,

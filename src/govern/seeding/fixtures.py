@@ -235,20 +235,18 @@ def load_plan(
     }
     planned = []
     for table in md.sorted_tables:
-        bucket = collected.get(table.name)
-        if not bucket:
+        found = collected.get(table.name)
+        if not found:
             continue
         domain = str(table.info["domain"])
         pt = PlannedTable(table=table, domain=domain)
-        for key, row in bucket.items():
+        for key, row in found.items():
             pt.rows.append((key, _resolve(table, row, ids)))
         planned.append(pt)
     return Plan(env=env, domains=chosen, files=files, tables=planned)
 
 
-def _resolve(
-    table: Table, row: SeedRow, ids: dict[tuple[str, str], uuid.UUID]
-) -> dict[str, Any]:
+def _resolve(table: Table, row: SeedRow, ids: dict[tuple[str, str], uuid.UUID]) -> dict[str, Any]:
     pk = table.primary_key.columns.values()[0]
     out: dict[str, Any] = {pk.name: ids[(table.name, row.key)]}
     for name, raw in row.values.items():

@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from itertools import accumulate, repeat
-
 from collections.abc import Callable
+from itertools import accumulate, repeat
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from govern.errors import SeedError
@@ -106,7 +105,7 @@ def generate_events(
     subjects = list(session.scalars(select(Subject.id).order_by(Subject.id).limit(100_000)))
     if count and not subjects:
         raise SeedError("no subjects to attribute events to: run `govern seed` first")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  (synthetic data, not security)
     stop = end or dt.datetime.now(dt.UTC).replace(microsecond=0)
     start = stop - dt.timedelta(days=days)
     p_subject = _processor(session, "subject_id")
@@ -121,7 +120,8 @@ def generate_events(
     t0 = time.perf_counter()
     existing = session.scalar(select(func.count()).select_from(AnalyticsEvent)) or 0
     rebuild = count >= max(existing, 10_000)
-    composite = [ix for ix in AnalyticsEvent.__table__.indexes if len(ix.columns) > 1]
+    table: Table = AnalyticsEvent.__table__  # type: ignore[assignment]
+    composite = [ix for ix in table.indexes if len(ix.columns) > 1]
     conn = session.connection()
     if rebuild:
         for ix in composite:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Mapper, Session
 
+from govern.credentials.hashing import SCHEME
 from govern.seeding.fixtures import Plan, PlannedTable, load_plan
 from govern.seeding.schemas import SeedResult, TableCounts
 
@@ -40,9 +41,7 @@ def _password_source(seed_password: str | None) -> tuple[str, Any]:
     )
 
 
-def _load_table(
-    session: Session, pt: PlannedTable, new_password_hash: Any
-) -> TableCounts:
+def _load_table(session: Session, pt: PlannedTable, new_password_hash: Any) -> TableCounts:
     mapper = _mapper_for(pt.table)
     cls = mapper.class_
     pk_col = pt.table.primary_key.columns.values()[0]
@@ -61,7 +60,7 @@ def _load_table(
             obj = cls(**{attr[k]: v for k, v in values.items()})
             if "password_hash" in pt.table.c and "password_hash" not in values:
                 obj.password_hash = new_password_hash()
-                obj.password_scheme = "argon2id"
+                obj.password_scheme = SCHEME
             session.add(obj)
             counts.inserted += 1
             continue
