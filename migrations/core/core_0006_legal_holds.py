@@ -1,7 +1,7 @@
 """legal holds
 
 Revision ID: core_0006
-Revises: core_0001
+Revises: core_0002
 Create Date: 2026-11-27
 """
 
@@ -12,9 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "core_0006"
-down_revision: str | Sequence[str] | None = "core_0001"
+down_revision: str | Sequence[str] | None = "core_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from govern.audit.export import ExportResult, VerifyResult
     from govern.audit.sections import Controller
     from govern.credentials import PurgeResult, RotateResult, ScanReport
+    from govern.events.schemas import CdcStatusReport, RelayReport, ReplayResult
     from govern.holds import HoldList, HoldOut
     from govern.seeding import GenerateResult
 
@@ -512,3 +513,55 @@ def audit_keygen(settings: Settings | None = None) -> SigningKey:
     return SigningKey(
         private_key=base64.b64encode(seed_bytes).decode(), public_key=public_key_b64(seed_bytes)
     )
+
+
+# --- events: govern cdc relay | status | replay ------------------------------------------
+
+
+def cdc_relay(
+    settings: Settings,
+    sink: str | None = None,
+    follow: bool = False,
+    batch_size: int = 1000,
+    lease_seconds: float = 30.0,
+    poll_interval: float = 1.0,
+) -> RelayReport:
+    """Deliver the event outbox to the configured sinks, in order, at least once."""
+    from govern.db import create_engine
+    from govern.events.relay import relay
+    from govern.events.sinks import load_sinks
+
+    sinks = load_sinks(settings.sinks_file)
+    engine = create_engine(_url(settings))
+    try:
+        return relay(
+            engine,
+            sinks,
+            sink=sink,
+            follow=follow,
+            batch_size=batch_size,
+            lease_seconds=lease_seconds,
+            poll_interval=poll_interval,
+        )
+    finally:
+        engine.dispose()
+
+
+def cdc_status(settings: Settings) -> CdcStatusReport:
+    """Show each sink's position, backlog and last error."""
+    from govern.events.relay import status
+    from govern.events.sinks import load_sinks
+
+    sinks = load_sinks(settings.sinks_file)
+    with _session(settings) as session:
+        return status(session, sinks)
+
+
+def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
+    """Rewind a sink so that the next relay delivers again every event from an outbox id on."""
+    from govern.events.relay import replay
+    from govern.events.sinks import load_sinks
+
+    sinks = load_sinks(settings.sinks_file)
+    with _session(settings) as session:
+        return replay(session, sinks, sink, from_id)

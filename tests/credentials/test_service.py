@@ -11,6 +11,7 @@ from govern.credentials import hash_password, matches, purge_demo, rotate, scan
 from govern.db import create_engine, transaction
 from govern.domains.core import Account, AuditLog
 from govern.errors import UnknownAccountError
+from govern.events.models import OutboxEvent
 from govern.seeding import seed
 
 
@@ -68,6 +69,11 @@ def test_purge_invalidates_and_audits(seeded: str, include_outdated: bool) -> No
         audits = list(
             session.scalars(select(AuditLog).where(AuditLog.action == "credentials.purge"))
         )
+        events = list(
+            session.scalars(
+                select(OutboxEvent).where(OutboxEvent.type == "govern.credentials.invalidated")
+            )
+        )
         after = scan(session)
     engine.dispose()
     purged = {f.username for f in result.invalidated}
@@ -77,6 +83,7 @@ def test_purge_invalidates_and_audits(seeded: str, include_outdated: bool) -> No
     assert deploy.must_reset is include_outdated
     assert {a.actor for a in audits} == {"secops"}
     assert len(audits) == len(purged)
+    assert sorted(e.aggregateid for e in events) == sorted(a.target_id for a in audits)
     assert after.ok is include_outdated
 
 

@@ -33,6 +33,7 @@ from govern.credentials.schemas import (
 )
 from govern.domains.core import Account
 from govern.errors import UnknownAccountError
+from govern.events import emit
 
 
 def demo_passwords() -> list[str]:
@@ -90,7 +91,8 @@ def purge_demo(session: Session, *, actor: str, include_outdated: bool = False) 
     """Invalidate accounts with demo passwords (and outdated hashes, if asked).
 
     The hash is replaced by one of a random password nobody knows and ``must_reset`` is
-    set, so the old password stops working at once; each account gets an audit entry.
+    set, so the old password stops working at once; each account gets an audit entry and
+    a ``govern.credentials.invalidated`` event, in the caller's transaction.
     """
     report = scan(session)
     kinds = {"demo_password", "outdated_scheme"} if include_outdated else {"demo_password"}
@@ -110,6 +112,14 @@ def purge_demo(session: Session, *, actor: str, include_outdated: bool = False) 
             target_type="account",
             target_id=str(account.id),
             details={"reason": f.kind},
+        )
+        emit(
+            session,
+            type="govern.credentials.invalidated",
+            aggregate_type="account",
+            aggregate_id=account.id,
+            data={"reason": f.kind, "must_reset": True},
+            subject=str(account.subject_id) if account.subject_id else None,
         )
         done[f.account_id] = f
     session.flush()
@@ -145,7 +155,14 @@ def rotate(session: Session, *, actor: str, usernames: Sequence[str] | None = No
             action="credentials.rotate",
             target_type="account",
             target_id=str(account.id),
-            details={"scheme": "argon2id"},
+            details={"scheme": SCHEME},
+        )
+        emit(
+            session,
+            type="govern.credentials.rotated",
+            aggregate_type="account",
+            aggregate_id=account.id,
+            data={"scheme": SCHEME},
         )
         rotated.append(RotatedSecret(username=account.username, secret=secret))
     session.flush()
