@@ -16,7 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import events, migrations
+    # seeds, credentials, audit bundle (issue 8)
+    from govern import audit, credentials, events, migrations, seeding
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -29,26 +30,42 @@ if TYPE_CHECKING:
     )
     from govern.doctor import CheckResult, DoctorReport, run_doctor
     from govern.errors import (
+        BrokenSeedReferenceError,
+        BundleError,
         ConfigError,
         DatabaseError,
         DependentDomainError,
+        DuplicateSeedKeyError,
         GovernError,
         InvalidEventError,
         MigrationError,
         MissingExtraError,
+        SeedError,
         SinkConfigError,
         SinkError,
+        UnknownAccountError,
         UnknownDomainError,
         UnknownRevisionError,
         UnknownSinkError,
         UsageError,
     )
     from govern.events import HookRegistry, emit, emit_tombstones, track_changes
+    from govern.seeding import seed_id
     from govern.types import UTCDateTime
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    # seeds, credentials, audit bundle (issue 8)
+    "BrokenSeedReferenceError": "govern.errors",
+    "BundleError": "govern.errors",
+    "DuplicateSeedKeyError": "govern.errors",
+    "SeedError": "govern.errors",
+    "UnknownAccountError": "govern.errors",
+    "audit": "",
+    "credentials": "",
+    "seed_id": "govern.seeding",
+    "seeding": "",
     # events (issue 6)
     "HookRegistry": "govern.events",
     "InvalidEventError": "govern.errors",
@@ -91,28 +108,35 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "DOMAINS",
+    "BrokenSeedReferenceError",
+    "BundleError",
     "CheckResult",
     "ColumnEntry",
     "ConfigError",
     "DatabaseError",
     "DependentDomainError",
     "DoctorReport",
+    "DuplicateSeedKeyError",
     "GovernError",
     "HookRegistry",
     "InvalidEventError",
     "MigrationError",
     "MissingExtraError",
+    "SeedError",
     "Settings",
     "SinkConfigError",
     "SinkError",
     "TableEntry",
     "UTCDateTime",
+    "UnknownAccountError",
     "UnknownDomainError",
     "UnknownRevisionError",
     "UnknownSinkError",
     "UsageError",
     "__version__",
+    "audit",
     "create_engine",
+    "credentials",
     "data_map",
     "emit",
     "emit_tombstones",
@@ -124,6 +148,8 @@ __all__ = [
     "migrations",
     "personal",
     "run_doctor",
+    "seed_id",
+    "seeding",
     "session_factory",
     "track_changes",
     "transaction",
