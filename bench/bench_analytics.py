@@ -290,6 +290,56 @@ def candidate_index(engine: Engine) -> Iterator[None]:
         _analyze(engine)
 
 
+def _sealed(
+    engine: Engine, subjects: list[Any], sessions: list[Any], events: Iterator[Any]
+) -> tuple[list[Any], list[Any], Iterator[Any]]:
+    """Seal the personal columns as the ORM would (issue 3): external refs under the primary
+    data key with their blind index, session and event details under each subject's key.
+
+    Uses the keyring bound to ``engine``, or attaches one under a random KEK.
+    """
+    from govern.crypto.keyring import StaticKeyProvider, holder, new_key
+    from govern.db import transaction
+    from govern.keys import attach, subject_ciphers
+
+    keyring = holder(engine.dialect).keyring or attach(engine, StaticKeyProvider(new_key()))
+    with transaction(engine) as session:
+        ciphers = subject_ciphers(session, keyring, [uuid.UUID(s[0]) for s in subjects])
+    primary = keyring.primary()
+    by_hex = {k.hex: c for k, c in ciphers.items()}
+
+    def seal(owner: str | None, text: str, ctx: bytes) -> bytes:
+        return (by_hex[owner] if owner else primary).seal(text.encode(), ctx)
+
+    ref_ctx = b"subjects.external_ref"
+    sealed_subjects = [
+        (
+            s,
+            primary.seal(ref.encode(), ref_ctx),
+            keyring.blind.digest(ref_ctx, ref.encode(), 128),
+            c,
+        )
+        for s, ref, c in subjects
+    ]
+    sealed_sessions = [
+        (
+            sid,
+            owner,
+            started,
+            seal(owner, ip, b"analytics_sessions.ip_address"),
+            seal(owner, agent, b"analytics_sessions.user_agent"),
+        )
+        for sid, owner, started, ip, agent in sessions
+    ]
+    props = b"analytics_events.properties"
+
+    def sealed_events() -> Iterator[list[Any]]:
+        for batch in events:
+            yield [(o, sid, k, t, seal(o, p, props)) for o, sid, k, t, p in batch]
+
+    return sealed_subjects, sealed_sessions, sealed_events()
+
+
 def generate(engine: Engine, rows: int, seed: int = 20240101) -> Dataset:
     """Fill a migrated database: set-based inserts, indexes rebuilt after the load.
 
@@ -298,7 +348,8 @@ def generate(engine: Engine, rows: int, seed: int = 20240101) -> Dataset:
     (as any bulk load does); the rebuild counts in the measured time.
     """
     t0 = time.perf_counter()
-    subjects, sessions, events = generate_rows(rows, seed)
+    subjects, sessions, plain_events = generate_rows(rows, seed)
+    subjects, sessions, events = _sealed(engine, subjects, sessions, plain_events)
     drop_indexes(engine)
     raw = engine.raw_connection()
     try:
@@ -306,9 +357,9 @@ def generate(engine: Engine, rows: int, seed: int = 20240101) -> Dataset:
             cur = raw.cursor()
             cur.execute("BEGIN")
             cur.executemany(
-                "INSERT INTO subjects (id, external_ref, status, created_at, updated_at) "
-                "VALUES (?, ?, 'active', ?, ?)",
-                [(s, ref, c, c) for s, ref, c in subjects],
+                "INSERT INTO subjects (id, external_ref, external_ref_index, status, created_at,"
+                " updated_at) VALUES (?, ?, ?, 'active', ?, ?)",
+                [(s, ref, idx, c, c) for s, ref, idx, c in subjects],
             )
             cur.executemany(
                 "INSERT INTO analytics_sessions (id, subject_id, started_at, ip_address,"
@@ -328,10 +379,11 @@ def generate(engine: Engine, rows: int, seed: int = 20240101) -> Dataset:
             assert pg is not None
             with pg.cursor() as cur:
                 with cur.copy(
-                    "COPY subjects (id, external_ref, status, created_at, updated_at) FROM STDIN"
+                    "COPY subjects (id, external_ref, external_ref_index, status, created_at,"
+                    " updated_at) FROM STDIN"
                 ) as copy:
-                    for s, ref, c in subjects:
-                        copy.write_row((s, ref, "active", c + "+00", c + "+00"))
+                    for s, ref, idx, c in subjects:
+                        copy.write_row((s, ref, idx, "active", c + "+00", c + "+00"))
                 with cur.copy(
                     "COPY analytics_sessions (id, subject_id, started_at, ip_address, user_agent)"
                     " FROM STDIN"

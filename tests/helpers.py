@@ -64,3 +64,21 @@ def table_counts(url: str) -> dict[str, int]:
             }
     finally:
         engine.dispose()
+
+
+_KEYRINGS: dict[str, Any] = {}
+
+
+def keyed_engine(url: str) -> Any:
+    """An engine with an in-memory keyring bound; the same keyring for every engine on ``url``.
+
+    Protected (encrypted) columns need a keyring; sharing one per database lets a test
+    open several engines on it and still read what an earlier one wrote.
+    """
+    from govern.keys import bind_keyring
+    from govern.testing import memory_keyring
+
+    engine = create_engine(url)
+    keyring = _KEYRINGS.setdefault(url, memory_keyring())
+    bind_keyring(engine, keyring)
+    return engine

@@ -35,3 +35,13 @@ def test_version_matches_metadata() -> None:
     from importlib.metadata import version
 
     assert version("govern") == govern.__version__
+
+
+def test_init_is_generated_from_lazy_map() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "sync_exports.py"
+    out = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout

@@ -16,10 +16,13 @@ from govern.cli import main
 from govern.config import Settings
 
 KEK_BYTES = b"KEKSECRET-" + bytes(range(22))
+SIGNING_BYTES = b"SIGNSECRET-" + bytes(range(21))
 SECRETS = {
     "kek": base64.b64encode(KEK_BYTES).decode(),
     "seed_password": "SeedPassw0rd-leak-canary",
     "audit_signing_key": base64.b64encode(b"SIGNKEY-" + bytes(range(24))).decode(),
+    "kek_previous": base64.b64encode(b"PREVSECRET-" + bytes(range(21))).decode(),
+    "consent_signing_key": base64.b64encode(SIGNING_BYTES).decode(),
 }
 DB_PASSWORD = "DbPassw0rd-leak-canary"
 
@@ -34,6 +37,9 @@ COMMANDS = [
     ("migrate", "down", "--domain", "community"),
     ("config", "show"),
     ("config", "show", "--json"),
+    ("keys", "list"),
+    ("keys", "rotate"),
+    ("scan", "encryption"),
     ("migrate", "up", "--domain", "nope"),
     ("migrate", "up", "--to", "nope"),
     ("migrate", "down", "--domain", "core"),
@@ -43,11 +49,19 @@ COMMANDS = [
     ("credentials", "purge-demo"),
     ("audit", "export", "--out", "bundle.zip"),
     ("audit", "verify", "bundle.zip"),
+    ("consent", "checkpoint"),
+    ("consent", "verify"),
+    ("consent", "checkpoint", "--json"),
 ]
 
 
 def _needles() -> list[str]:
-    return [*SECRETS.values(), DB_PASSWORD, KEK_BYTES.decode("latin-1")]
+    return [
+        *SECRETS.values(),
+        DB_PASSWORD,
+        KEK_BYTES.decode("latin-1"),
+        SIGNING_BYTES.decode("latin-1"),
+    ]
 
 
 def test_every_secret_setting_is_covered() -> None:

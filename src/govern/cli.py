@@ -222,7 +222,145 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sink", required=True, help="The sink to rewind.")
     p.add_argument("--from", type=int, required=True, help="The first outbox id to deliver again.")
+    # Keys and encryption (issue 3) -------------------------------------------------------
+    leaf(ksub, "list", command.keys_list, lambda a, s: command.keys_list(s))
+    leaf(ksub, "rotate", command.keys_rotate, lambda a, s: command.keys_rotate(s))
+    p = leaf(ksub, "reencrypt", command.keys_reencrypt, _reencrypt)
+    p.add_argument(
+        "--batch-size", type=int, default=1000, help="Values per committed batch (default 1000)."
+    )
+    p = leaf(ksub, "retire", command.keys_retire, lambda a, s: command.keys_retire(s, a.key_id))
+    p.add_argument("key_id", metavar="KEY", type=int, help="The id of the data key to retire.")
+    leaf(ksub, "rewrap", command.keys_rewrap, lambda a, s: command.keys_rewrap(s))
+    scan = top.add_parser("scan", help="Check protection of personal data.")
+    ssub = scan.add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    p = leaf(
+        ssub,
+        "encryption",
+        command.scan_encryption,
+        lambda a, s: command.scan_encryption(s, a.sample),
+    )
+    p.add_argument(
+        "--sample", type=int, default=200, help="Newest values per column to decrypt (default 200)."
+    )
+    leaf(
+        ksub,
+        "generate-consent-key",
+        command.keys_generate_consent_key,
+        lambda a, s: command.keys_generate_consent_key(s),
+    )
+    _consent_commands(top, leaf)
     return parser
+
+
+def _reencrypt(args: argparse.Namespace, settings: Any) -> Any:
+    """``keys reencrypt`` with a rich progress bar on a terminal, silent when piped."""
+    if args.json or not sys.stderr.isatty():
+        return command.keys_reencrypt(settings, args.batch_size)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("re-sealing values", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return command.keys_reencrypt(settings, args.batch_size, progress)
+
+
+def _record_args(a: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "notice_version": a.notice_version,
+        "locale": a.locale,
+        "method": a.method,
+        "jurisdiction": a.jurisdiction,
+        "at": a.at,
+        "expires": a.expires,
+        "tcf": a.tcf,
+        "idempotency_key": a.idempotency_key,
+    }
+
+
+def _consent_commands(top: Any, leaf: Callable[..., _Parser]) -> None:
+    con = top.add_parser("consent", help="Record, check, verify and export consent decisions.")
+    csub = con.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+    p = leaf(csub, "load", command.consent_load, lambda a, s: command.consent_load(s, a.file))
+    p.add_argument("file", help="A TOML or JSON file with notices and purposes.")
+    leaf(csub, "purposes", command.consent_purposes, lambda a, s: command.consent_purposes(s))
+    p = leaf(
+        csub,
+        "notice",
+        command.consent_notice,
+        lambda a, s: command.consent_notice(s, a.notice, a.locale, a.version),
+    )
+    p.add_argument("notice", help="The notice key.")
+    p.add_argument("--locale", help="Locale to show (falls back: fr-CA, fr, default).")
+    p.add_argument("--version", type=int, help="Notice version (default: current).")
+    for name, fn in (("grant", command.consent_grant), ("withdraw", command.consent_withdraw)):
+        p = leaf(
+            csub,
+            name,
+            fn,
+            lambda a, s, fn=fn: fn(s, a.subject, a.purpose, **_record_args(a)),
+        )
+        p.add_argument("--subject", required=True, help="Pseudonymous subject reference.")
+        p.add_argument("--purpose", required=True, help="Purpose key.")
+        p.add_argument(
+            "--notice-version", type=int, help="Notice version shown (default: current)."
+        )
+        p.add_argument("--locale", help="Locale requested; the text actually shown is recorded.")
+        p.add_argument(
+            "--method",
+            default="api",
+            help="web_form, mobile_app, api (default), import or gpc.",
+        )
+        p.add_argument("--jurisdiction", help="ISO 3166 code, e.g. FR or US-CA.")
+        p.add_argument("--at", help="Event time, ISO-8601 with timezone (default: now).")
+        p.add_argument("--expires", help="Expiry, ISO-8601 with timezone.")
+        p.add_argument("--tcf", help="IAB TCF v2 TC string, stored verbatim.")
+        p.add_argument("--idempotency-key", help="Client key; a repeat is refused.")
+    p = leaf(
+        csub,
+        "gpc",
+        command.consent_gpc,
+        lambda a, s: command.consent_gpc(s, a.subject, a.jurisdiction, a.at),
+    )
+    p.add_argument("--subject", required=True, help="Pseudonymous subject reference.")
+    p.add_argument("--jurisdiction", help="ISO 3166 code, e.g. US-CA.")
+    p.add_argument("--at", help="Signal time, ISO-8601 with timezone (default: now).")
+    p = leaf(
+        csub,
+        "check",
+        command.consent_check,
+        lambda a, s: command.consent_check(s, a.subject, a.purpose, a.at),
+    )
+    p.add_argument("--subject", required=True, help="Pseudonymous subject reference.")
+    p.add_argument("--purpose", required=True, help="Purpose key.")
+    p.add_argument("--at", help="Answer for this past moment (ISO-8601 with timezone).")
+    p = leaf(
+        csub,
+        "history",
+        command.consent_history,
+        lambda a, s: command.consent_history(s, a.subject, a.purpose),
+    )
+    p.add_argument("--subject", required=True, help="Pseudonymous subject reference.")
+    p.add_argument("--purpose", help="Only this purpose.")
+    leaf(csub, "expire", command.consent_expire, lambda a, s: command.consent_expire(s))
+    leaf(csub, "checkpoint", command.consent_checkpoint, lambda a, s: command.consent_checkpoint(s))
+    leaf(csub, "verify", command.consent_verify, lambda a, s: command.consent_verify(s))
+    p = leaf(
+        csub,
+        "export",
+        command.consent_export,
+        lambda a, s: command.consent_export(s, a.format, a.output, a.subject, a.since, a.until),
+    )
+    p.add_argument("--format", default="kantara", help="kantara (default), iso27560 or csv.")
+    p.add_argument("--output", required=True, help="File to write (streamed).")
+    p.add_argument("--subject", help="Only this subject.")
+    p.add_argument("--since", help="Records appended at or after (ISO-8601 with timezone).")
+    p.add_argument("--until", help="Records appended before (ISO-8601 with timezone).")
 
 
 def _version() -> str:

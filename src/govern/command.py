@@ -7,16 +7,20 @@ these directly; they return result models and raise :class:`govern.errors.Govern
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime as dt
+import functools
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
 from govern.config import Settings, env_example
 from govern.doctor import DoctorReport, run_doctor
+from govern.errors import UsageError
 from govern.migrations.schemas import CheckReport, HistoryReport, MigrateResult, StatusReport
 from govern.results import TextResult, WrittenFiles
 from govern.seeding.schemas import SeedResult
@@ -25,13 +29,31 @@ if TYPE_CHECKING:
     import datetime as dt
     import uuid
 
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-    from govern.audit.export import ExportResult, VerifyResult
+    from govern.audit.export import ExportResult as AuditExportResult
+    from govern.audit.export import VerifyResult
     from govern.audit.sections import Controller
-    from govern.credentials import PurgeResult, RotateResult, ScanReport
+    from govern.consent.schemas import (
+        AppendResult,
+        CatalogResult,
+        CheckpointOut,
+        ConsentDecision,
+        ConsentRecordOut,
+        ExportResult,
+        History,
+        NoticeTextOut,
+        PurposeList,
+        VerifyReport,
+    )
+    from govern.credentials import PurgeResult, RotateResult
+    from govern.credentials import ScanReport as CredentialScanReport
     from govern.events.schemas import CdcStatusReport, RelayReport, ReplayResult
     from govern.holds import HoldList, HoldOut
+    from govern.keys.scan import ScanReport
+    from govern.keys.schemas import KeyChange, KeyList, ReencryptResult, RewrapResult
+    from govern.keys.service import Progress
     from govern.seeding import GenerateResult
 
 
@@ -168,11 +190,17 @@ def config_example(settings: Settings | None = None) -> TextResult:
 class ShownSettings(BaseModel):
     database_url: str
     kek: str
+    consent_signing_key: str = "(not set)"
+    consent_verify_key: str = "(not set)"
     others: dict[str, str] = {}
 
     def text_lines(self) -> list[str]:
-        lines = [f"GOVERN_DATABASE_URL={self.database_url}", f"GOVERN_KEK={self.kek}"]
-        return lines + [f"{k}={v}" for k, v in self.others.items()]
+        return [
+            f"GOVERN_DATABASE_URL={self.database_url}",
+            f"GOVERN_KEK={self.kek}",
+            f"GOVERN_CONSENT_SIGNING_KEY={self.consent_signing_key}",
+            f"GOVERN_CONSENT_VERIFY_KEY={self.consent_verify_key}",
+        ] + [f"{k}={v}" for k, v in self.others.items()]
 
 
 def _shown(value: object) -> str:
@@ -183,15 +211,22 @@ def _shown(value: object) -> str:
     return "(set, hidden)" if isinstance(value, SecretStr) else str(value)
 
 
+_SHOWN_APART = ("database_url", "kek", "consent_signing_key", "consent_verify_key")
+
+
 def config_show(settings: Settings) -> ShownSettings:
     """Show the effective settings with every secret hidden."""
     return ShownSettings(
         database_url=settings.url_for_display,
         kek="(set, hidden)" if settings.kek is not None else "(not set)",
+        consent_signing_key=(
+            "(set, hidden)" if settings.consent_signing_key is not None else "(not set)"
+        ),
+        consent_verify_key=settings.consent_verify_key or "(not set)",
         others={
             f"GOVERN_{name.upper()}": _shown(getattr(settings, name))
             for name in Settings.model_fields
-            if name not in ("database_url", "kek")
+            if name not in _SHOWN_APART
         },
     )
 
@@ -271,6 +306,26 @@ QUICKSTART_PENDING = (
 """Quickstart steps whose capability this version lacks; each is reported as skipped."""
 
 
+def _local_kek(settings: Settings) -> tuple[Settings, str | None]:
+    """Settings with a KEK for the quickstart, and the key file it created or reused.
+
+    Without GOVERN_KEK or GOVERN_KEK_FILE, and only for a local SQLite file, the quickstart
+    keeps a KEK in ``<database>.kek`` (mode 0600) next to it, like the signing key; any
+    other command still refuses to run without a configured KEK.
+    """
+    import os
+
+    db = _sqlite_path(settings)
+    if settings.has_kek or db is None:
+        return settings, None
+    key_file = db.with_name(db.name + ".kek")
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return settings.model_copy(update={"kek_file": key_file}), str(key_file)
+
+
 def quickstart(settings: Settings) -> QuickstartResult:
     """Migrate, seed the demo, export and verify a signed audit bundle; print what was done."""
     from govern.audit.export import export_bundle, verify
@@ -278,6 +333,9 @@ def quickstart(settings: Settings) -> QuickstartResult:
     migrated = migrate_up(settings)
     steps = [QuickstartStep(name="migrate", status="done", detail="every domain at head")]
     files: dict[str, str] = {"database": settings.url_for_display}
+    settings, kek_file = _local_kek(settings)
+    if kek_file is not None:
+        files["key-encryption key"] = f"{kek_file} (local development only)"
     seeded = seed(settings, None, "demo")
     steps.append(
         QuickstartStep(
@@ -298,7 +356,7 @@ def quickstart(settings: Settings) -> QuickstartResult:
     else:
         db = _sqlite_path(settings)
         out = (db.parent if db else Path.cwd()) / "govern-audit.zip"
-        with _session(settings) as session:
+        with _keyed_session(settings) as session:
             result = export_bundle(session, out, signing_key=key, controller=_controller(settings))
         files["audit bundle"] = str(out)
         files["report"] = f"{out} (report.html inside)"
@@ -328,6 +386,102 @@ def quickstart(settings: Settings) -> QuickstartResult:
         files=files,
         doctor=run_doctor(settings),
     )
+
+
+# Keys and encryption (issue 3) ----------------------------------------------------------
+@contextlib.contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import create_engine, describe_db_error
+
+    engine = create_engine(_url(settings))
+    try:
+        yield engine
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+
+
+def keys_list(settings: Settings) -> KeyList:
+    """List data keys with their state and age (never their material)."""
+    from govern.db import transaction
+    from govern.keys import list_keys
+    from govern.keys.schemas import KeyList
+
+    with _engine(settings) as engine, transaction(engine) as session:
+        return KeyList(keys=list_keys(session))
+
+
+def keys_rotate(settings: Settings) -> KeyChange:
+    """Create a new primary data key; new writes use it, old values stay readable."""
+    from govern.db import transaction
+    from govern.keys import attach, rotate
+    from govern.keys.schemas import KeyChange
+
+    with _engine(settings) as engine:
+        keyring = attach(engine, settings)
+        with transaction(engine) as session:
+            return KeyChange(action="rotated to", key=rotate(session, keyring))
+
+
+def keys_reencrypt(
+    settings: Settings, batch_size: int = 1000, progress: Progress | None = None
+) -> ReencryptResult:
+    """Re-seal values under old data keys with the primary, in resumable batches."""
+    from govern.keys import attach, reencrypt
+
+    with _engine(settings) as engine:
+        keyring = attach(engine, settings)
+        return reencrypt(engine, keyring, batch_size=batch_size, progress=progress)
+
+
+def keys_retire(settings: Settings, key_id: int) -> KeyChange:
+    """Retire a data key and destroy its material; refused while any value uses it."""
+    from govern.db import transaction
+    from govern.keys import attach, retire
+    from govern.keys.schemas import KeyChange
+
+    with _engine(settings) as engine:
+        attach(engine, settings)
+        with transaction(engine) as session:
+            return KeyChange(action="retired", key=retire(session, key_id))
+
+
+def keys_rewrap(settings: Settings) -> RewrapResult:
+    """Rewrap every key under GOVERN_KEK (old KEK in GOVERN_KEK_PREVIOUS); data untouched."""
+    from govern.db import transaction
+    from govern.keys import load_keyring, provider_from_settings, rewrap
+    from govern.keys.schemas import RewrapResult
+
+    with _engine(settings) as engine, transaction(engine) as session:
+        keyring = load_keyring(session, provider_from_settings(settings), create=False)
+        counts = rewrap(session, keyring)
+        return RewrapResult(kek_fingerprint=keyring.kek_fingerprint, **counts)
+
+
+def scan_encryption(settings: Settings, sample: int = 200) -> ScanReport:
+    """Check every personal column is protected and stored values are envelopes or tokens."""
+    from govern.db import transaction
+    from govern.keys import bind_keyring, load_keyring, provider_from_settings
+    from govern.keys import scan_encryption as scan
+
+    if sample < 0:
+        raise UsageError("--sample must be 0 or more")
+    with _engine(settings) as engine:
+        keyring = None
+        if settings.has_kek and _has_key_tables(engine):
+            with transaction(engine) as session:
+                keyring = load_keyring(session, provider_from_settings(settings), create=False)
+            bind_keyring(engine, keyring)
+        return scan(engine, keyring, sample=sample)
+
+
+def _has_key_tables(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(engine).has_table("data_keys"))
 
 
 def hold_add(
@@ -362,6 +516,22 @@ def hold_list(settings: Settings, all_: bool = False, subject: str | None = None
 # --- seeds, credentials and the audit bundle (issue 8) --------------------------------
 
 
+@contextmanager
+def _keyed_session(settings: Settings) -> Iterator[Session]:
+    """A command's transaction on an engine whose keyring is attached (needs the KEK).
+
+    Seeds, credentials and the audit export read and write protected columns, so they
+    load the data keys first, exactly as a host service does at start-up.
+    """
+    from govern.db import transaction
+    from govern.keys import attach
+
+    with _engine(settings) as engine:
+        attach(engine, settings)
+        with transaction(engine) as session:
+            yield session
+
+
 def seed(
     settings: Settings,
     domains: Sequence[str] | None = None,
@@ -372,8 +542,9 @@ def seed(
     from govern import seeding
 
     password = settings.seed_password.get_secret_value() if settings.seed_password else None
-    with _session(settings) as session:
-        result = seeding.seed(session, env, domains, seed_password=password)
+    plan = seeding.load_plan(env, domains)  # a broken fixture fails before any connection
+    with _keyed_session(settings) as session:
+        result = seeding.apply_plan(session, plan, seed_password=password)
         if scale:
             result.generated = seeding.generate_events(session, scale)
     return result
@@ -385,15 +556,15 @@ def seed_generate_events(
     """Generate COUNT realistic analytics events for the seeded subjects, set-based."""
     from govern import seeding
 
-    with _session(settings) as session:
+    with _keyed_session(settings) as session:
         return seeding.generate_events(session, count, seed=seed, days=days)
 
 
-def credentials_scan(settings: Settings) -> ScanReport:
+def credentials_scan(settings: Settings) -> CredentialScanReport:
     """Find accounts with a legacy demo password or an outdated hash scheme; exit 1 if any."""
     from govern import credentials
 
-    with _session(settings) as session:
+    with _keyed_session(settings) as session:
         return credentials.scan(session)
 
 
@@ -403,7 +574,7 @@ def credentials_purge_demo(
     """Invalidate accounts with demo passwords: new unknown hash, forced reset, audit entry."""
     from govern import credentials
 
-    with _session(settings) as session:
+    with _keyed_session(settings) as session:
         return credentials.purge_demo(session, actor=by, include_outdated=include_outdated)
 
 
@@ -413,7 +584,7 @@ def credentials_rotate(
     """Give service accounts new random passwords and print them, once."""
     from govern import credentials
 
-    with _session(settings) as session:
+    with _keyed_session(settings) as session:
         return credentials.rotate(session, actor=by, usernames=accounts)
 
 
@@ -447,7 +618,7 @@ def _parse_when(value: str | None, what: str, end_of_day: bool) -> dt.datetime |
 
 def audit_export(
     settings: Settings, out: str, date_from: str | None = None, date_to: str | None = None
-) -> ExportResult:
+) -> AuditExportResult:
     """Write the signed audit bundle (records, registers, evidence, SBOM, report.html)."""
     from govern.audit.export import export_bundle
     from govern.errors import ConfigError
@@ -459,7 +630,7 @@ def audit_export(
     key = base64.b64decode(settings.audit_signing_key.get_secret_value())
     start = _parse_when(date_from, "--from", end_of_day=False)
     end = _parse_when(date_to, "--to", end_of_day=True)
-    with _session(settings) as session:
+    with _keyed_session(settings) as session:
         return export_bundle(
             session,
             Path(out),
@@ -565,3 +736,317 @@ def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
     sinks = load_sinks(settings.sinks_file)
     with _session(settings) as session:
         return replay(session, sinks, sink, from_id)
+
+
+# ----------------------------------------------------------------------------- consent ledger
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _db_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn driver errors (unreachable database, missing tables) into one-line DatabaseErrors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from sqlalchemy.exc import DBAPIError
+
+        from govern.db import describe_db_error
+
+        try:
+            return fn(*args, **kwargs)
+        except DBAPIError as exc:
+            settings = args[0]
+            assert isinstance(settings, Settings)
+            err = describe_db_error(_url(settings), exc)
+            raise type(err)(f"{err} (is it migrated? `govern migrate up`)") from None
+
+    return wrapper
+
+
+def _plain_engine(settings: Settings) -> Engine:
+    from govern.db import create_engine
+
+    return create_engine(_url(settings))
+
+
+def _timestamp(value: str | None, name: str) -> dt.datetime | None:
+    from govern.errors import InvalidTimestampError
+
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidTimestampError(f"{name} is not an ISO-8601 timestamp") from None
+
+
+def _verify_key(settings: Settings) -> str | None:
+    if settings.consent_verify_key is not None:
+        return settings.consent_verify_key
+    if settings.consent_signing_key is not None:
+        from govern.consent import public_key_of
+
+        return public_key_of(settings.consent_signing_key_bytes())
+    return None
+
+
+@_db_errors
+def consent_load(settings: Settings, path: str) -> CatalogResult:
+    """Load notices (with versions and localised texts) and purposes from a TOML or JSON file."""
+    import json
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from govern import consent
+    from govern.db import transaction
+    from govern.errors import ConsentError, UsageError
+
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode()) if file.suffix == ".toml" else json.loads(raw)
+        catalog = consent.Catalog.model_validate(data)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ConsentError(f"{path}: {where}: {first['msg']}") from None
+        raise ConsentError(f"{path} is not valid {file.suffix.lstrip('.') or 'JSON'}") from None
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.load_catalog(session, catalog)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_purposes(settings: Settings) -> PurposeList:
+    """List the purposes: legal basis, notice and current notice version."""
+    from govern import consent
+    from govern.consent.schemas import PurposeList
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return PurposeList(purposes=consent.list_purposes(session))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_notice(
+    settings: Settings, notice: str, locale: str | None = None, version: int | None = None
+) -> NoticeTextOut:
+    """Show a notice's text in a locale, following the fallback chain (fr-CA, fr, default)."""
+    from govern import consent
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.notice_text(session, notice, locale, version)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def _consent_record(
+    settings: Settings,
+    event: str,
+    subject: str,
+    purpose: str,
+    *,
+    notice_version: int | None = None,
+    locale: str | None = None,
+    method: str = "api",
+    jurisdiction: str | None = None,
+    at: str | None = None,
+    expires: str | None = None,
+    tcf: str | None = None,
+    idempotency_key: str | None = None,
+) -> ConsentRecordOut:
+    """Append one consent decision (given, refused, withdrawn, revoked) to the ledger."""
+    from govern import consent
+    from govern.consent.service import consent_in
+    from govern.db import write_transaction
+
+    item = consent_in(
+        subject=subject,
+        purpose=purpose,
+        event=event,
+        notice_version=notice_version,
+        locale=locale,
+        method=method,
+        jurisdiction=jurisdiction,
+        occurred_at=_timestamp(at, "--at"),
+        expires_at=_timestamp(expires, "--expires"),
+        tcf_string=tcf,
+        idempotency_key=idempotency_key,
+    )
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            return consent.append(session, item)
+    finally:
+        engine.dispose()
+
+
+def consent_grant(settings: Settings, subject: str, purpose: str, **kw: Any) -> ConsentRecordOut:
+    """Record that a subject gave consent for a purpose."""
+    return _consent_record(settings, "given", subject, purpose, **kw)
+
+
+def consent_withdraw(settings: Settings, subject: str, purpose: str, **kw: Any) -> ConsentRecordOut:
+    """Record that a subject withdrew consent for a purpose."""
+    return _consent_record(settings, "withdrawn", subject, purpose, **kw)
+
+
+@_db_errors
+def consent_gpc(
+    settings: Settings, subject: str, jurisdiction: str | None = None, at: str | None = None
+) -> AppendResult:
+    """Record a Global Privacy Control signal: an objection to every sale/sharing purpose."""
+    from govern import consent
+    from govern.consent.schemas import AppendResult
+    from govern.db import write_transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            records = consent.record_gpc(
+                session, subject, jurisdiction=jurisdiction, occurred_at=_timestamp(at, "--at")
+            )
+            return AppendResult(records=records)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_check(
+    settings: Settings, subject: str, purpose: str, at: str | None = None
+) -> ConsentDecision:
+    """Answer whether a subject's data may be processed for a purpose now (or --at a moment)."""
+    from govern import consent
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.check(session, subject, purpose, _timestamp(at, "--at"))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_history(settings: Settings, subject: str, purpose: str | None = None) -> History:
+    """List a subject's consent records in chain order."""
+    from govern import consent
+    from govern.consent.schemas import History
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return History(records=consent.history(session, subject, purpose))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_expire(settings: Settings) -> AppendResult:
+    """Append an expired record for every given consent whose validity has run out."""
+    from govern import consent
+    from govern.consent.schemas import AppendResult
+    from govern.db import write_transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            return AppendResult(records=consent.expire_due(session))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_checkpoint(settings: Settings) -> CheckpointOut:
+    """Sign the consent chains' heads with GOVERN_CONSENT_SIGNING_KEY (run periodically)."""
+    from govern import consent
+    from govern.db import write_transaction
+
+    key = settings.consent_signing_key_bytes()
+    engine = _plain_engine(settings)
+    try:
+        with write_transaction(engine) as session:
+            return consent.create_checkpoint(session, key)
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_verify(settings: Settings) -> VerifyReport:
+    """Recompute every hash, link, chain head, projection row and checkpoint; exit 1 on findings."""
+    from govern import consent
+    from govern.db import transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with transaction(engine) as session:
+            return consent.verify(session, _verify_key(settings))
+    finally:
+        engine.dispose()
+
+
+@_db_errors
+def consent_export(
+    settings: Settings,
+    fmt: str,
+    output: str,
+    subject: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> ExportResult:
+    """Write Kantara v1.1 receipts, ISO/IEC TS 27560 JSON lines or CSV, streamed to a file."""
+    from govern.consent.receipts import FORMATS, export_lines
+    from govern.consent.schemas import ExportResult
+    from govern.db import transaction
+    from govern.errors import UsageError
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    start, end = _timestamp(since, "--since"), _timestamp(until, "--until")
+    for name, value in (("--since", start), ("--until", end)):
+        if value is not None and value.tzinfo is None:
+            from govern.errors import InvalidTimestampError
+
+            raise InvalidTimestampError(f"{name} has no timezone")
+    engine = _plain_engine(settings)
+    count = 0
+    try:
+        with transaction(engine) as session, open(output, "w", encoding="utf-8") as out:
+            for line in export_lines(session, fmt, subject=subject, since=start, until=end):  # type: ignore[arg-type]
+                out.write(line)
+                count += 1
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    finally:
+        engine.dispose()
+    return ExportResult(format=fmt, records=count - (1 if fmt == "csv" else 0), path=output)
+
+
+def keys_generate_consent_key(settings: Settings | None = None) -> TextResult:
+    """Print a new Ed25519 signing key for GOVERN_CONSENT_SIGNING_KEY and its public key."""
+    from govern.consent import public_key_of
+
+    seed = secrets.token_bytes(32)
+    return TextResult(
+        text=f"GOVERN_CONSENT_SIGNING_KEY={base64.b64encode(seed).decode()}\n"
+        f"GOVERN_CONSENT_VERIFY_KEY={public_key_of(seed)}"
+    )

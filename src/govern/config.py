@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -71,6 +71,39 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "TOML file of event sinks for `govern cdc` ([sinks.NAME] tables; see docs/events.md)."
+        ),
+    )
+    # Encryption settings (issue 3) ------------------------------------------
+    kek_previous: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The KEK being replaced (base64, 32 bytes): accepted for unwrapping only, "
+            "while `govern keys rewrap` moves every key to GOVERN_KEK."
+        ),
+    )
+    kek_file: Path | None = Field(
+        default=None,
+        description=("A file holding the KEK as base64 (a mounted secret); instead of GOVERN_KEK."),
+    )
+    key_max_age_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days after which `govern doctor` asks to rotate the primary data key.",
+    )
+
+    consent_signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key (base64 of a 32-byte seed) that signs consent-ledger "
+            "checkpoints; generate with `govern keys generate-consent-key`."
+        ),
+    )
+    consent_verify_key: str | None = Field(
+        default=None,
+        description=(
+            "Ed25519 public key (base64, 32 bytes) that consent checkpoints must be signed "
+            "with; pins verification when the signing key is kept elsewhere."
         ),
     )
 
@@ -147,6 +180,50 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 12:
             raise ValueError("GOVERN_SEED_PASSWORD must be at least 12 characters")
         return value
+
+    @field_validator("kek_previous")
+    @classmethod
+    def _check_kek_previous(cls, value: SecretStr | None) -> SecretStr | None:
+        return _decode_key(value, "GOVERN_KEK_PREVIOUS")
+
+    @model_validator(mode="after")
+    def _one_kek_source(self) -> Settings:
+        if self.kek is not None and self.kek_file is not None:
+            raise ValueError("GOVERN_KEK and GOVERN_KEK_FILE are both set; keep one")
+        if (
+            self.kek is not None
+            and self.kek_previous is not None
+            and self.kek.get_secret_value() == self.kek_previous.get_secret_value()
+        ):
+            raise ValueError("GOVERN_KEK_PREVIOUS equals GOVERN_KEK; it must be the old key")
+        return self
+
+    @property
+    def has_kek(self) -> bool:
+        """Whether a KEK is configured (in the environment or a file)."""
+        return self.kek is not None or self.kek_file is not None
+
+    @field_validator("consent_signing_key")
+    @classmethod
+    def _check_consent_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return _decode_key(value, "GOVERN_CONSENT_SIGNING_KEY")
+
+    @field_validator("consent_verify_key")
+    @classmethod
+    def _check_consent_verify_key(cls, value: str | None) -> str | None:
+        checked = _decode_key(
+            None if value is None else SecretStr(value), "GOVERN_CONSENT_VERIFY_KEY"
+        )
+        return None if checked is None else checked.get_secret_value()
+
+    def consent_signing_key_bytes(self) -> bytes:
+        """The Ed25519 seed; raises :class:`ConfigError` when it is not set."""
+        if self.consent_signing_key is None:
+            raise ConfigError(
+                "GOVERN_CONSENT_SIGNING_KEY is not set: generate one with "
+                "`govern keys generate-consent-key`"
+            )
+        return base64.b64decode(self.consent_signing_key.get_secret_value())
 
     @property
     def url_for_display(self) -> str:

@@ -76,6 +76,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "govern.domains",
     "govern.holds.models",
     "govern.events.models",
+    "govern.keys.models",
+    "govern.consent.models",
 )
 """Modules whose import registers govern's tables: the domains, then each capability's models."""
 
@@ -102,7 +104,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # write_transaction asks for IMMEDIATE: the write lock is taken up front, so concurrent
+    # writers queue on busy_timeout instead of failing to upgrade a read snapshot.
+    immediate = conn.get_execution_options().get("govern_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
@@ -141,6 +146,20 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Session]:
+    """Like :func:`transaction`, for writers that must serialise (consent appends).
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (the write lock first, so a
+    concurrent writer waits rather than failing); PostgreSQL needs nothing more, since the
+    writers lock the rows they change.
+    """
+    with engine.connect() as conn:
+        conn = conn.execution_options(govern_immediate=True)
+        with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+            yield session
 
 
 def check_connection(engine: Engine) -> None:

@@ -32,7 +32,7 @@ class DoctorReport(BaseModel):
 
 
 def _settings(settings: Settings) -> list[CheckResult]:
-    kek = "set" if settings.kek is not None else "not set (only key commands need it)"
+    kek = "set" if settings.has_kek else "not set (protected columns need it)"
     return [
         CheckResult(
             name="settings", ok=True, detail=f"database {settings.url_for_display}; KEK {kek}"
@@ -93,15 +93,27 @@ def _credentials(settings: Settings) -> list[CheckResult]:
 
     from govern import credentials
     from govern.db import create_engine, transaction
+    from govern.keys import attach
 
+    if not settings.has_kek:
+        return [
+            CheckResult(
+                name="credentials",
+                ok=True,
+                detail="not checked: password hashes are encrypted and GOVERN_KEK is not set",
+            )
+        ]
     engine = create_engine(settings.database_url.get_secret_value())
     try:
         if not inspect(engine).has_table("accounts"):
             return [CheckResult(name="credentials", ok=True, detail="no accounts table yet")]
+        attach(engine, settings)
         with transaction(engine) as session:
             report = credentials.scan(session)
     except DBAPIError as exc:
         return [CheckResult(name="credentials", ok=False, detail=type(exc).__name__)]
+    except GovernError as exc:
+        return [CheckResult(name="credentials", ok=False, detail=str(exc))]
     finally:
         engine.dispose()
     if not report.findings:
@@ -157,12 +169,105 @@ def _event_sinks(settings: Settings) -> list[CheckResult]:
     ]
 
 
+# Encryption (issue 3) -----------------------------------------------------------------
+def _encryption(settings: Settings) -> list[CheckResult]:
+    """KEK present and right, primary data key not too old, coverage scan clean."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import create_engine, load_models, transaction
+    from govern.keys import (
+        bind_keyring,
+        list_keys,
+        load_keyring,
+        protected_columns,
+        provider_from_settings,
+        scan_encryption,
+    )
+
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        if not inspect(engine).has_table("data_keys"):
+            return []
+        out = []
+        n = len(protected_columns(load_models()))
+        keyring = None
+        if not settings.has_kek:
+            # A new database has protected columns but nothing sealed yet: nothing is
+            # unreadable, so the missing KEK is a warning until the first key or value exists.
+            with transaction(engine) as session:
+                has_keys = bool(list_keys(session))
+            report = scan_encryption(engine, None, sample=0)
+            stored = sum(c.rows for c in report.columns)
+            sealed = has_keys or stored > 0
+            out.append(
+                CheckResult(
+                    name="encryption key",
+                    ok=not sealed,
+                    detail=(
+                        f"GOVERN_KEK is not set but {stored} protected value(s) and "
+                        f"{n} protected columns exist: set it (`govern keys generate-kek`)"
+                        if sealed
+                        else f"GOVERN_KEK is not set: nothing sealed yet, but writing the {n} "
+                        "protected columns will need it (`govern keys generate-kek`)"
+                    ),
+                )
+            )
+        else:
+            try:
+                with transaction(engine) as session:
+                    keyring = load_keyring(session, provider_from_settings(settings), create=False)
+                bind_keyring(engine, keyring)
+                out.append(
+                    CheckResult(
+                        name="encryption key",
+                        ok=True,
+                        detail=f"KEK {keyring.kek_fingerprint} opens "
+                        f"{len(keyring.data_key_ids())} data key(s)",
+                    )
+                )
+            except GovernError as exc:
+                out.append(CheckResult(name="encryption key", ok=False, detail=str(exc)))
+        with transaction(engine) as session:
+            keys = list_keys(session)
+        primary = [k for k in keys if k.purpose == "data" and k.state == "primary"]
+        max_age = settings.key_max_age_days
+        if not primary:
+            out.append(CheckResult(name="data key age", ok=True, detail="no data key yet"))
+        else:
+            age = primary[0].age_days
+            out.append(
+                CheckResult(
+                    name="data key age",
+                    ok=age <= max_age,
+                    detail=f"primary data key {primary[0].id} is {age} day(s) old (max {max_age})"
+                    + ("" if age <= max_age else ": run `govern keys rotate` then `reencrypt`"),
+                )
+            )
+        report = scan_encryption(engine, keyring, sample=50)
+        problems = report.problems()
+        out.append(
+            CheckResult(
+                name="encryption coverage",
+                ok=not problems,
+                detail="; ".join(problems[:5])
+                or f"{len(report.columns)} protected column(s), stored values well-formed",
+            )
+        )
+        return out
+    except DBAPIError:
+        return []
+    finally:
+        engine.dispose()
+
+
 CHECKS: list[Callable[[Settings], list[CheckResult]]] = [
     _settings,
     _database,
     _migrations,
     _credentials,
     _event_sinks,
+    _encryption,
 ]
 
 

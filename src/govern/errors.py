@@ -19,10 +19,25 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── InvalidEventError      a malformed event type, aggregate or payload
     │   ├── UnknownSinkError       a sink name that is not configured
     │   ├── SinkConfigError        the sinks file is missing or malformed
-    │   └── MissingExtraError      an optional extra (govern[kafka]) is not installed
+    │   ├── MissingExtraError      an optional extra (govern[kafka]) is not installed
+    │   ├── KeyInUseError          retiring a data key that still seals values
+    │   ├── UnsearchableColumnError  a value comparison on an encrypted column
+    │   └── ConsentError           the consent ledger refused an input; nothing was appended
+    │       ├── UnknownPurposeError
+    │       ├── UnknownNoticeError           a notice or notice version that does not exist
+    │       ├── MissingLocaleError           no text in the locale and no fallback
+    │       ├── InvalidTimestampError        naive, or in the future
+    │       ├── InvalidTCFStringError        not a TCF v2 TC string
+    │       └── DuplicateIdempotencyKeyError
     ├── DatabaseError              the database cannot be reached or used (exit 2)
     ├── MigrationError             a migration could not run (exit 2)
-    └── SinkError                  a sink could not take events (they stay in the outbox)
+    ├── SinkError                  a sink could not take events (they stay in the outbox)
+    └── CryptoError                a value or key cannot be used; names table, column, key id
+        ├── KeyringNotBoundError   no keyring bound to the engine (govern.keys.attach)
+        ├── UnknownKeyError        an envelope names a key the keyring does not hold
+        ├── WrongKekError          a wrapped key does not open with GOVERN_KEK(_PREVIOUS)
+        ├── TamperedValueError     truncated, altered, or sealed for another column
+        └── PlaintextRefusedError  a protected column was given an unprotected value
 
 Messages never contain secrets or personal data: they name settings, tables,
 columns, ids and revisions, never values.
@@ -118,3 +133,79 @@ class SinkError(GovernError):
     def __init__(self, message: str, delivered: int = 0) -> None:
         super().__init__(message)
         self.delivered = delivered
+
+
+class KeyInUseError(UsageError):
+    """A data key cannot be retired (or retired yet): it is primary or still seals values."""
+
+
+class UnsearchableColumnError(UsageError):
+    """A query compared the values of an encrypted column, which can never match."""
+
+
+class CryptoError(GovernError):
+    """A value or key cannot be used. Messages name table, column and key id, never values.
+
+    ``table``, ``column`` and ``key_id`` are set when known, for callers that branch on them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        key_id: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.table = table
+        self.column = column
+        self.key_id = key_id
+
+
+class KeyringNotBoundError(CryptoError):
+    """A protected column was used on an engine with no keyring (call govern.keys.attach)."""
+
+
+class UnknownKeyError(CryptoError):
+    """An envelope names a data key that the keyring does not hold (retired, or another DB)."""
+
+
+class WrongKekError(CryptoError):
+    """A wrapped key was sealed by a KEK that is neither GOVERN_KEK nor GOVERN_KEK_PREVIOUS."""
+
+
+class TamperedValueError(CryptoError):
+    """A stored value is truncated, altered, or was sealed for another table or column."""
+
+
+class PlaintextRefusedError(CryptoError):
+    """A value that is not an envelope or token was bound to a protected column."""
+
+
+class ConsentError(UsageError):
+    """The consent ledger refused an input; nothing was appended."""
+
+
+class UnknownPurposeError(ConsentError):
+    """A purpose key that the catalog does not hold."""
+
+
+class UnknownNoticeError(ConsentError):
+    """A notice, or a version of it, that does not exist."""
+
+
+class MissingLocaleError(ConsentError):
+    """A notice version has no text in the locale, nor in any fallback of it."""
+
+
+class InvalidTimestampError(ConsentError):
+    """A timestamp without a timezone, or in the future."""
+
+
+class InvalidTCFStringError(ConsentError):
+    """A string that is not shaped like an IAB TCF v2 TC string."""
+
+
+class DuplicateIdempotencyKeyError(ConsentError):
+    """A client idempotency key that an earlier record already used."""

@@ -18,17 +18,18 @@ from hypothesis import strategies as st
 from govern.audit.bundle import MANIFEST, SIGNATURE, public_key_b64
 from govern.audit.export import export_bundle, verify
 from govern.audit.sections import NOT_AVAILABLE, Controller
-from govern.db import create_engine, transaction
+from govern.db import transaction
 from govern.errors import BundleError, UsageError
 from govern.holds import add_hold
 from govern.seeding import seed, seed_id
+from tests.helpers import keyed_engine
 
 KEY = bytes(range(32))
 CONTROLLER = Controller(name="Example Learning Ltd", contact="privacy@example.org", dpo=None)
 
 
 def _export(url: str, out: Path, **kw):  # type: ignore[no-untyped-def]
-    engine = create_engine(url)
+    engine = keyed_engine(url)
     try:
         with transaction(engine) as session:
             return export_bundle(session, out, signing_key=KEY, controller=CONTROLLER, **kw)
@@ -38,7 +39,7 @@ def _export(url: str, out: Path, **kw):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def bundle(migrated_url: str, tmp_path: Path) -> Path:
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with transaction(engine) as session:
         seed(session, "demo")
         add_hold(

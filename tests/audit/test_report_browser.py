@@ -19,9 +19,10 @@ import pytest
 from govern.audit.export import export_bundle
 from govern.audit.sections import Controller
 from govern.credentials import rotate
-from govern.db import create_engine, transaction
+from govern.db import transaction
 from govern.seeding import seed
 from tests.conftest import Databases
+from tests.helpers import keyed_engine
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = (
@@ -61,7 +62,7 @@ def browser() -> Iterator[Any]:
 
 def test_report_renders_its_charts(browser: Any, databases: Databases, tmp_path: Path) -> None:
     url = databases.migrated("sqlite")
-    engine = create_engine(url)
+    engine = keyed_engine(url)
     with transaction(engine) as session:
         seed(session, "demo")
         rotate(session, actor="ops")

@@ -176,8 +176,11 @@ def test_hold_cli_round_trip(url_env: str, capsys: pytest.CaptureFixture[str]) -
 
     from govern.db import create_engine, transaction
     from govern.domains.core import Subject
+    from govern.keys import bind_keyring
+    from govern.testing import memory_keyring
 
     engine = create_engine(url_env)
+    bind_keyring(engine, memory_keyring())
     with transaction(engine) as s:
         subject = Subject(external_ref="ext-1")
         s.add(subject)

@@ -13,6 +13,7 @@ from govern.cli import main
 from tests.helpers import table_counts
 
 KEY = base64.b64encode(bytes(range(32))).decode()
+KEK = base64.b64encode(bytes(range(1, 33))).decode()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -24,6 +25,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def url_env(govern_env: Path, monkeypatch: pytest.MonkeyPatch, migrated_url: str) -> str:
     monkeypatch.setenv("GOVERN_DATABASE_URL", migrated_url)
+    monkeypatch.setenv("GOVERN_KEK", KEK)
+    from govern.config import load_settings
+    from govern.db import create_engine
+    from govern.keys import attach
+
+    engine = create_engine(migrated_url)  # a database in use: its first data keys exist
+    attach(engine, load_settings())
+    engine.dispose()
     return migrated_url
 
 
@@ -70,20 +79,20 @@ def test_bad_input_is_one_line_exit_2_nothing_changed(
 
 
 def test_scan_exit_1_then_purge(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from sqlalchemy import update
+    from sqlalchemy import select
 
+    from govern.config import load_settings
     from govern.db import create_engine, transaction
     from govern.domains.core import Account
+    from govern.keys import attach
 
     run(capsys, "seed", "--env", "staging")
     assert run(capsys, "credentials", "scan")[0] == 0
     engine = create_engine(url_env)
+    attach(engine, load_settings())
     with transaction(engine) as session:
-        session.execute(
-            update(Account)
-            .where(Account.username == "smoke-1")
-            .values(password_hash="5f4dcc3b5aa765d61d8327deb882cf99")  # md5("password")
-        )
+        smoke = next(a for a in session.scalars(select(Account)) if a.username == "smoke-1")
+        smoke.password_hash = "5f4dcc3b5aa765d61d8327deb882cf99"  # md5("password")
     engine.dispose()
     code, out, _ = run(capsys, "credentials", "scan", "--json")
     kinds = sorted(f["kind"] for f in json.loads(out)["findings"])

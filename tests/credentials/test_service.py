@@ -8,16 +8,17 @@ import pytest
 from sqlalchemy import select
 
 from govern.credentials import hash_password, matches, purge_demo, rotate, scan
-from govern.db import create_engine, transaction
+from govern.db import transaction
 from govern.domains.core import Account, AuditLog
 from govern.errors import UnknownAccountError
 from govern.events.models import OutboxEvent
-from govern.seeding import seed
+from govern.seeding import seed, seed_id
+from tests.helpers import keyed_engine
 
 
 @pytest.fixture
 def seeded(migrated_url: str) -> str:
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with transaction(engine) as session:
         seed(session, "staging", ["core"])
     engine.dispose()
@@ -25,18 +26,18 @@ def seeded(migrated_url: str) -> str:
 
 
 def _plant(url: str) -> None:
-    engine = create_engine(url)
+    engine = keyed_engine(url)
     with transaction(engine) as session:
-        smoke = session.scalars(select(Account).where(Account.username == "smoke-1")).one()
+        smoke = session.get_one(Account, seed_id("core", "accounts", "smoke-1"))
         smoke.password_hash = hash_password("changeme")
-        deploy = session.scalars(select(Account).where(Account.username == "svc-deploy")).one()
+        deploy = session.get_one(Account, seed_id("core", "accounts", "svc-deploy"))
         deploy.password_hash = hashlib.sha1(b"a private passphrase").hexdigest()  # noqa: S324
         deploy.password_scheme = "sha1"
     engine.dispose()
 
 
 def test_clean_seed_scans_clean(seeded: str) -> None:
-    engine = create_engine(seeded)
+    engine = keyed_engine(seeded)
     with transaction(engine) as session:
         report = scan(session)
     engine.dispose()
@@ -45,7 +46,7 @@ def test_clean_seed_scans_clean(seeded: str) -> None:
 
 def test_scan_finds_planted_demo_password_and_weak_scheme(seeded: str) -> None:
     _plant(seeded)
-    engine = create_engine(seeded)
+    engine = keyed_engine(seeded)
     with transaction(engine) as session:
         report = scan(session)
     engine.dispose()
@@ -60,12 +61,12 @@ def test_scan_finds_planted_demo_password_and_weak_scheme(seeded: str) -> None:
 @pytest.mark.parametrize("include_outdated", [False, True])
 def test_purge_invalidates_and_audits(seeded: str, include_outdated: bool) -> None:
     _plant(seeded)
-    engine = create_engine(seeded)
+    engine = keyed_engine(seeded)
     with transaction(engine) as session:
         result = purge_demo(session, actor="secops", include_outdated=include_outdated)
     with transaction(engine) as session:
-        smoke = session.scalars(select(Account).where(Account.username == "smoke-1")).one()
-        deploy = session.scalars(select(Account).where(Account.username == "svc-deploy")).one()
+        smoke = session.get_one(Account, seed_id("core", "accounts", "smoke-1"))
+        deploy = session.get_one(Account, seed_id("core", "accounts", "svc-deploy"))
         audits = list(
             session.scalars(select(AuditLog).where(AuditLog.action == "credentials.purge"))
         )
@@ -88,7 +89,7 @@ def test_purge_invalidates_and_audits(seeded: str, include_outdated: bool) -> No
 
 
 def test_rotate_service_accounts(seeded: str) -> None:
-    engine = create_engine(seeded)
+    engine = keyed_engine(seeded)
     with transaction(engine) as session:
         result = rotate(session, actor="ops")
     with transaction(engine) as session:
@@ -102,7 +103,7 @@ def test_rotate_service_accounts(seeded: str) -> None:
 
 
 def test_rotate_named_accounts_only(seeded: str) -> None:
-    engine = create_engine(seeded)
+    engine = keyed_engine(seeded)
     with transaction(engine) as session:
         assert [
             r.username for r in rotate(session, actor="ops", usernames=["svc-deploy"]).rotated

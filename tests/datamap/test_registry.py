@@ -91,3 +91,13 @@ def test_not_personal_needs_a_reason() -> None:
     assert not_personal("codes") == {"not_personal": "codes"}
     with pytest.raises(ValueError, match="reason"):
         not_personal("  ")
+
+
+def test_pseudonymous_references_are_declared_not_hidden() -> None:
+    from govern.datamap import PSEUDONYMOUS
+
+    entries = {e.name: e for e in data_map()}
+    ref = next(c for c in entries["consent_records"].columns if c.name == "subject_ref")
+    assert (ref.categories, ref.protection) == ((PSEUDONYMOUS,), "pseudonymous")
+    email = next(c for c in entries["subjects"].columns if c.name == "email")
+    assert email.protection == "encrypted+blind-index"

@@ -15,6 +15,8 @@ from cloudevents.core.formats.json import JSONFormat
 from sqlalchemy.engine import Engine
 
 from govern.db import create_engine
+from govern.keys import bind_keyring
+from govern.testing import memory_keyring
 
 SECRET = "test-webhook-secret-0123456789"
 
@@ -27,6 +29,7 @@ def parse_cloudevent(payload: str | bytes) -> Any:
 @pytest.fixture
 def engine(migrated_url: str) -> Iterator[Engine]:
     eng = create_engine(migrated_url)
+    bind_keyring(eng, memory_keyring())  # the domains' personal columns are encrypted
     yield eng
     eng.dispose()
 

@@ -9,11 +9,14 @@ from govern import holds
 from govern.db import create_engine, transaction
 from govern.domains.core import AuditLog, Subject
 from govern.errors import UnknownHoldError, UnknownSubjectError, UsageError
+from govern.keys import bind_keyring
+from govern.testing import memory_keyring
 
 
 @pytest.fixture
 def engine(migrated_url: str):  # type: ignore[no-untyped-def]
     eng = create_engine(migrated_url)
+    bind_keyring(eng, memory_keyring())
     yield eng
     eng.dispose()
 

@@ -9,16 +9,16 @@ import pytest
 from sqlalchemy import func, select
 
 from govern.credentials import matches
-from govern.db import create_engine, transaction
+from govern.db import transaction
 from govern.domains.analytics import AnalyticsEvent
 from govern.domains.core import Account, AuditLog, Subject
 from govern.errors import BrokenSeedReferenceError, SeedError
 from govern.seeding import generate_events, seed, seed_id
-from tests.helpers import table_counts
+from tests.helpers import keyed_engine, table_counts
 
 
 def _seed(url: str, **kw):  # type: ignore[no-untyped-def]
-    engine = create_engine(url)
+    engine = keyed_engine(url)
     try:
         with transaction(engine) as session:
             return seed(session, **kw)
@@ -40,9 +40,9 @@ def test_second_run_changes_nothing(migrated_url: str) -> None:
 
 def test_ids_are_the_natural_key_ids(migrated_url: str) -> None:
     _seed(migrated_url, env="demo", domains=["core"])
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with transaction(engine) as session:
-        ada = session.scalars(select(Subject).where(Subject.external_ref == "demo-ada")).one()
+        ada = session.get_one(Subject, seed_id("core", "subjects", "ada"))
         assert ada.id == seed_id("core", "subjects", "ada")
         assert ada.created_at == dt.datetime(2025, 1, 6, 9, tzinfo=dt.UTC)
     engine.dispose()
@@ -50,7 +50,7 @@ def test_ids_are_the_natural_key_ids(migrated_url: str) -> None:
 
 def test_accounts_get_argon2id_hashes_of_unknown_passwords(migrated_url: str) -> None:
     _seed(migrated_url, env="staging")
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with transaction(engine) as session:
         accounts = list(session.scalars(select(Account)))
         assert {a.username for a in accounts} == {"svc-reporting", "smoke-1", "svc-deploy"}
@@ -62,9 +62,9 @@ def test_accounts_get_argon2id_hashes_of_unknown_passwords(migrated_url: str) ->
 
 def test_seed_password_setting_is_used(migrated_url: str) -> None:
     _seed(migrated_url, env="staging", domains=["core"], seed_password="correct horse battery")
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with transaction(engine) as session:
-        account = session.scalars(select(Account).where(Account.username == "smoke-1")).one()
+        account = session.get_one(Account, seed_id("core", "accounts", "smoke-1"))
         assert matches(account.password_hash, "correct horse battery")
         assert not matches(account.password_hash, "correct horse battery!")
     engine.dispose()
@@ -98,7 +98,7 @@ def test_broken_fixture_loads_nothing(migrated_url: str, tmp_path: Path) -> None
 def test_seeding_is_audited_once(migrated_url: str) -> None:
     _seed(migrated_url, env="sandbox")
     _seed(migrated_url, env="sandbox")
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with transaction(engine) as session:
         rows = list(session.scalars(select(AuditLog).where(AuditLog.action == "seed.load")))
     engine.dispose()
@@ -108,7 +108,7 @@ def test_seeding_is_audited_once(migrated_url: str) -> None:
 def test_generate_events(migrated_url: str) -> None:
     _seed(migrated_url, env="demo", domains=["core"])
     end = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with transaction(engine) as session:
         result = generate_events(session, 25_000, seed=3, days=30, end=end, batch=7_000)
     with transaction(engine) as session:
@@ -123,7 +123,7 @@ def test_generate_events(migrated_url: str) -> None:
     assert all(set(e.properties) == {"section", "path", "device"} for e in events)
     from sqlalchemy import inspect
 
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     assert {"ix_analytics_events_subject_time", "ix_analytics_events_type_time"} <= {
         i["name"] for i in inspect(engine).get_indexes("analytics_events")
     }
@@ -131,7 +131,7 @@ def test_generate_events(migrated_url: str) -> None:
 
 
 def test_generate_needs_subjects(migrated_url: str) -> None:
-    engine = create_engine(migrated_url)
+    engine = keyed_engine(migrated_url)
     with pytest.raises(SeedError, match="run `govern seed` first"), transaction(engine) as s:
         generate_events(s, 10)
     engine.dispose()

@@ -9,6 +9,7 @@ their hash can no longer be used to log in without a reset.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -71,12 +72,12 @@ def _check(account: Account, candidates: Sequence[str]) -> list[Finding]:
 def scan(session: Session, passwords: Sequence[str] | None = None) -> ScanReport:
     """Find accounts using a known demo password or an outdated hash scheme."""
     candidates = list(passwords) if passwords is not None else demo_passwords()
-    accounts = list(
+    # Usernames and hashes are encrypted: filter on plain columns, sort in Python.
+    accounts = sorted(
         session.scalars(
-            select(Account)
-            .where(Account.must_reset.is_(False), Account.disabled_at.is_(None))
-            .order_by(Account.username)
-        )
+            select(Account).where(Account.must_reset.is_(False), Account.disabled_at.is_(None))
+        ),
+        key=lambda a: a.username,
     )
     workers = max(1, min(len(accounts), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -101,7 +102,7 @@ def purge_demo(session: Session, *, actor: str, include_outdated: bool = False) 
     for f in chosen:
         if f.account_id in done:
             continue
-        account = session.scalars(select(Account).where(Account.username == f.username)).one()
+        account = session.get_one(Account, uuid.UUID(f.account_id))
         account.password_hash = hash_password(random_password())
         account.password_scheme = SCHEME
         account.must_reset = True
@@ -131,10 +132,12 @@ def rotate(session: Session, *, actor: str, usernames: Sequence[str] | None = No
 
     The new secrets are in the result, and nowhere else: not in the audit log, not in logs.
     """
-    query = select(Account).where(Account.is_service.is_(True)).order_by(Account.username)
     if usernames:
-        query = select(Account).where(Account.username.in_(list(usernames)))
-    accounts = list(session.scalars(query))
+        wanted = set(usernames)  # usernames are encrypted: match after decryption
+        accounts = [a for a in session.scalars(select(Account)) if a.username in wanted]
+    else:
+        accounts = list(session.scalars(select(Account).where(Account.is_service.is_(True))))
+    accounts.sort(key=lambda a: a.username)
     if usernames:
         found = {a.username for a in accounts}
         missing = sorted(set(usernames) - found)

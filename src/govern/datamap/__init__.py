@@ -6,6 +6,7 @@ in the style of fideslang (``user.contact.email``, ``user.financial.bank_account
 """
 
 from govern.datamap.registry import (
+    PSEUDONYMOUS,
     ColumnEntry,
     TableEntry,
     data_map,
@@ -14,4 +15,12 @@ from govern.datamap.registry import (
     personal,
 )
 
-__all__ = ["ColumnEntry", "TableEntry", "data_map", "governed", "not_personal", "personal"]
+__all__ = [
+    "PSEUDONYMOUS",
+    "ColumnEntry",
+    "TableEntry",
+    "data_map",
+    "governed",
+    "not_personal",
+    "personal",
+]

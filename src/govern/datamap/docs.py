@@ -109,7 +109,13 @@ def ownership(metadata: MetaData) -> str:
         "|---|---|---|---|---|---|",
     ]
     for e in data_map(metadata):
-        cols = "<br>".join(f"`{c.name}`: {', '.join(c.categories)}" for c in e.columns) or "none"
+        cols = (
+            "<br>".join(
+                f"`{c.name}`: {', '.join(c.categories)} ({c.protection or 'NOT PROTECTED'})"
+                for c in e.columns
+            )
+            or "none"
+        )
         link = f"`{e.subject_link}`" if e.subject_link else "none"
         lines.append(f"| `{e.name}` | {e.domain} | {e.owner} | {e.steward} | {link} | {cols} |")
     return "\n".join(lines) + "\n"

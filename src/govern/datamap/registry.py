@@ -53,8 +53,16 @@ def governed(
 
 @dataclass(frozen=True)
 class ColumnEntry:
+    """A personal-data column; ``protection`` is how it is stored (None: in the clear).
+
+    ``protection`` is ``"encrypted"``, ``"encrypted+blind-index"`` (searchable by equality),
+    ``"tokenised"`` or ``"shredded"``, read from the column's type; or ``"pseudonymous"`` for
+    a pseudonymous reference kept in the clear on purpose (see :data:`PSEUDONYMOUS`).
+    """
+
     name: str
     categories: tuple[str, ...]
+    protection: str | None = None
 
     @property
     def is_financial(self) -> bool:
@@ -72,10 +80,29 @@ class TableEntry:
     columns: tuple[ColumnEntry, ...]
 
 
+PSEUDONYMOUS = "user.unique_id.pseudonymous"
+"""The category of a pseudonymous reference: a key that links rows to a subject without
+identifying them. Such a column is stored in the clear on purpose (it is what lookups and
+joins use); erasing the subject removes the mapping, not the pseudonym."""
+
+
+def _protection(table: Table, column: Any) -> str | None:
+    protection = getattr(type(column.type), "protection", None)
+    if protection is None and set(column.info.get("categories", ())) == {PSEUDONYMOUS}:
+        return "pseudonymous"
+    if protection == "encrypted" and any(
+        getattr(c.type, "source", None) == column.name
+        and getattr(type(c.type), "protection", None) == "blind-index"
+        for c in table.columns
+    ):
+        return "encrypted+blind-index"
+    return protection
+
+
 def _entry(table: Table) -> TableEntry:
     info = table.info
     cols = tuple(
-        ColumnEntry(c.name, tuple(c.info["categories"]))
+        ColumnEntry(c.name, tuple(c.info["categories"]), _protection(table, c))
         for c in table.columns
         if c.info.get("categories")
     )

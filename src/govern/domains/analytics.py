@@ -6,11 +6,12 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.datamap import governed, personal
 from govern.db import AnalyticsBase
+from govern.types.shredded import Shredded, ShreddedJSON, ShreddedString
 from govern.types.utc import UTCDateTime, utcnow
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -34,14 +35,15 @@ class AnalyticsSession(AnalyticsBase):
     subject_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subjects.id"))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    ip_address: Mapped[str | None] = mapped_column(
-        String(64), info=personal("user.device.ip_address")
+    # Crypto-shredded under the subject's key: unreadable everywhere once it is destroyed.
+    ip_address: Mapped[str | Shredded | None] = mapped_column(
+        ShreddedString(), info=personal("user.device.ip_address")
     )
-    user_agent: Mapped[str | None] = mapped_column(
-        String(512), info=personal("user.device.user_agent")
+    user_agent: Mapped[str | Shredded | None] = mapped_column(
+        ShreddedString(), info=personal("user.device.user_agent")
     )
-    device_id: Mapped[str | None] = mapped_column(
-        String(128), info=personal("user.device.device_id")
+    device_id: Mapped[str | Shredded | None] = mapped_column(
+        ShreddedString(), info=personal("user.device.device_id")
     )
 
 
@@ -68,8 +70,8 @@ class AnalyticsEvent(AnalyticsBase):
     session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("analytics_sessions.id"))
     type: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    properties: Mapped[dict[str, Any]] = mapped_column(
-        JSON, default=dict, info=personal("user.behavior.browsing_history")
+    properties: Mapped[dict[str, Any] | Shredded] = mapped_column(
+        ShreddedJSON(), default=dict, info=personal("user.behavior.browsing_history")
     )
 
 
@@ -92,9 +94,11 @@ class PageView(AnalyticsBase):
         ForeignKey("analytics_sessions.id"), index=True
     )
     subject_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subjects.id"))
-    url: Mapped[str] = mapped_column(String(2048), info=personal("user.behavior.browsing_history"))
-    referrer: Mapped[str | None] = mapped_column(
-        String(2048), info=personal("user.behavior.browsing_history")
+    url: Mapped[str | Shredded] = mapped_column(
+        ShreddedString(), info=personal("user.behavior.browsing_history")
+    )
+    referrer: Mapped[str | Shredded | None] = mapped_column(
+        ShreddedString(), info=personal("user.behavior.browsing_history")
     )
     viewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     duration_ms: Mapped[int | None] = mapped_column(Integer)

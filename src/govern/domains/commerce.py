@@ -7,11 +7,13 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, Numeric, String, Uuid
+from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.datamap import governed, not_personal, personal
 from govern.db import CommerceBase
+from govern.types.encrypted import EncryptedDecimal, EncryptedJSON, EncryptedString
+from govern.types.token import TokenString
 from govern.types.utc import UTCDateTime, utcnow
 
 Money = Numeric(12, 2)
@@ -36,10 +38,10 @@ class Order(CommerceBase):
     status: Mapped[str] = mapped_column(String(16), default="placed")
     currency: Mapped[str] = mapped_column(String(3))
     total_amount: Mapped[Decimal] = mapped_column(
-        Money, info=personal("user.behavior.purchase_history")
+        EncryptedDecimal(), info=personal("user.behavior.purchase_history")
     )
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(
-        JSON, info=personal("user.contact.address")
+        EncryptedJSON(), info=personal("user.contact.address")
     )
     placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -83,11 +85,11 @@ class Payment(CommerceBase):
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
     method: Mapped[str] = mapped_column(String(16))
     card_number: Mapped[str | None] = mapped_column(
-        String(64), info=personal("user.financial.credit_card")
+        TokenString("card_number"), info=personal("user.financial.credit_card")
     )
-    card_holder: Mapped[str | None] = mapped_column(String(200), info=personal("user.name"))
+    card_holder: Mapped[str | None] = mapped_column(EncryptedString(), info=personal("user.name"))
     bank_account: Mapped[str | None] = mapped_column(
-        String(64), info=personal("user.financial.bank_account")
+        TokenString("bank_account"), info=personal("user.financial.bank_account")
     )
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
@@ -112,11 +114,13 @@ class Invoice(CommerceBase):
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
-    billing_name: Mapped[str] = mapped_column(String(200), info=personal("user.name"))
+    billing_name: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.name"))
     billing_address: Mapped[dict[str, Any]] = mapped_column(
-        JSON, info=personal("user.contact.address")
+        EncryptedJSON(), info=personal("user.contact.address")
     )
-    vat_id: Mapped[str | None] = mapped_column(String(32), info=personal("user.financial.tax_id"))
+    vat_id: Mapped[str | None] = mapped_column(
+        EncryptedString(), info=personal("user.financial.tax_id")
+    )
     total_amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
@@ -139,7 +143,9 @@ class Refund(CommerceBase):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
-    reason: Mapped[str | None] = mapped_column(String(500), info=personal("user.content.private"))
+    reason: Mapped[str | None] = mapped_column(
+        EncryptedString(), info=personal("user.content.private")
+    )
     refunded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -156,6 +162,8 @@ class Wallet(CommerceBase):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), unique=True)
-    balance: Mapped[Decimal] = mapped_column(Money, info=personal("user.financial.account_balance"))
+    balance: Mapped[Decimal] = mapped_column(
+        EncryptedDecimal(), info=personal("user.financial.account_balance")
+    )
     currency: Mapped[str] = mapped_column(String(3))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, String, Text, Uuid
+from sqlalchemy import ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.datamap import governed, not_personal, personal
 from govern.db import CommunityBase
+from govern.types.encrypted import EncryptedString
 from govern.types.utc import UTCDateTime, utcnow
 
 
@@ -75,8 +76,8 @@ class Post(CommunityBase):
     author_subject_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("subjects.id"), index=True
     )
-    title: Mapped[str] = mapped_column(String(300), info=personal("user.content.public"))
-    body: Mapped[str] = mapped_column(Text, info=personal("user.content.public"))
+    title: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.content.public"))
+    body: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.content.public"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
 
@@ -99,7 +100,7 @@ class Comment(CommunityBase):
     author_subject_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("subjects.id"), index=True
     )
-    body: Mapped[str] = mapped_column(Text, info=personal("user.content.public"))
+    body: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.content.public"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
@@ -124,7 +125,9 @@ class ModerationReport(CommunityBase):
     reason: Mapped[str] = mapped_column(
         String(64), info=not_personal("a code from a fixed list (spam, abuse, ...)")
     )
-    notes: Mapped[str | None] = mapped_column(Text, info=personal("user.content.private"))
+    notes: Mapped[str | None] = mapped_column(
+        EncryptedString(), info=personal("user.content.private")
+    )
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

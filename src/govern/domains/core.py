@@ -6,11 +6,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.datamap import governed, not_personal, personal
 from govern.db import CoreBase
+from govern.types.blind_index import BlindIndex
+from govern.types.encrypted import EncryptedDate, EncryptedString
 from govern.types.utc import UTCDateTime, utcnow
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -30,24 +32,39 @@ class Subject(CoreBase):
     }
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    external_ref: Mapped[str] = mapped_column(
-        String(128), unique=True, info=personal("user.unique_id")
+    external_ref: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.unique_id"))
+    email: Mapped[str | None] = mapped_column(
+        EncryptedString(), info=personal("user.contact.email")
     )
-    email: Mapped[str | None] = mapped_column(String(320), info=personal("user.contact.email"))
     phone: Mapped[str | None] = mapped_column(
-        String(64), info=personal("user.contact.phone_number")
+        EncryptedString(), info=personal("user.contact.phone_number")
     )
-    given_name: Mapped[str | None] = mapped_column(String(200), info=personal("user.name.first"))
-    family_name: Mapped[str | None] = mapped_column(String(200), info=personal("user.name.last"))
+    given_name: Mapped[str | None] = mapped_column(
+        EncryptedString(), info=personal("user.name.first")
+    )
+    family_name: Mapped[str | None] = mapped_column(
+        EncryptedString(), info=personal("user.name.last")
+    )
     birth_date: Mapped[dt.date | None] = mapped_column(
-        Date, info=personal("user.demographic.date_of_birth")
+        EncryptedDate(), info=personal("user.demographic.date_of_birth")
     )
     country: Mapped[str | None] = mapped_column(
-        String(2), info=personal("user.contact.address.country")
+        EncryptedString(), info=personal("user.contact.address.country")
     )
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Blind indexes (filled at flush): find a subject by external ref or by email.
+    external_ref_index: Mapped[bytes] = mapped_column(
+        BlindIndex("external_ref", bits=128),
+        unique=True,
+        info=not_personal("keyed, truncated hash of external_ref (blind index)"),
+    )
+    email_index: Mapped[bytes | None] = mapped_column(
+        BlindIndex("email", bits=32, casefold=True),
+        index=True,
+        info=not_personal("keyed, truncated hash of email (blind index)"),
+    )
 
 
 class SubjectIdentity(CoreBase):
@@ -55,7 +72,7 @@ class SubjectIdentity(CoreBase):
 
     __tablename__ = "subject_identities"
     __table_args__ = (
-        Index(None, "provider", "external_id", unique=True),
+        Index(None, "provider", "external_id_index", unique=True),
         {
             "info": governed(
                 owner="team-identity",
@@ -71,9 +88,13 @@ class SubjectIdentity(CoreBase):
         ForeignKey("subjects.id", ondelete="CASCADE"), index=True
     )
     provider: Mapped[str] = mapped_column(String(64))
-    external_id: Mapped[str] = mapped_column(String(255), info=personal("user.unique_id"))
+    external_id: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.unique_id"))
     verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    external_id_index: Mapped[bytes] = mapped_column(
+        BlindIndex("external_id", bits=128),
+        info=not_personal("keyed, truncated hash of external_id (blind index)"),
+    )
 
 
 class Account(CoreBase):
@@ -93,11 +114,9 @@ class Account(CoreBase):
     subject_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("subjects.id", ondelete="CASCADE"), index=True
     )
-    username: Mapped[str] = mapped_column(
-        String(150), unique=True, info=personal("user.account.username")
-    )
+    username: Mapped[str] = mapped_column(EncryptedString(), info=personal("user.account.username"))
     password_hash: Mapped[str] = mapped_column(
-        String(255), info=personal("user.authorization.credentials")
+        EncryptedString(), info=personal("user.authorization.credentials")
     )
     password_scheme: Mapped[str] = mapped_column(
         String(32), default="argon2id", info=not_personal("the hash algorithm's name")
@@ -107,6 +126,11 @@ class Account(CoreBase):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    username_index: Mapped[bytes] = mapped_column(
+        BlindIndex("username", bits=128),
+        unique=True,
+        info=not_personal("keyed, truncated hash of username (blind index)"),
+    )
 
 
 class AuditLog(CoreBase):

@@ -199,6 +199,13 @@ def _check_columns(table: Table, entry: dict[str, Any], shown: str, key: str) ->
             )
         if name not in table.c:
             raise SeedError(f"{shown}: {table.name} {key!r} has unknown column {name!r}")
+        from govern.types import BlindIndex
+
+        if isinstance(table.c[name].type, BlindIndex):
+            raise SeedError(
+                f"{shown}: {table.name} {key!r} sets {name}, a blind index computed from "
+                "its source column"
+            )
 
 
 def load_plan(
@@ -256,9 +263,12 @@ def _resolve(table: Table, row: SeedRow, ids: dict[tuple[str, str], uuid.UUID]) 
             out[name] = _reference(table, col, row, raw["ref"], ids, shown)
         else:
             out[name] = _convert(col, raw, shown, table.name, row.key)
+    from govern.types import BlindIndex
+
     for col in table.columns:
         missing = (
             col.name not in out
+            and not isinstance(col.type, BlindIndex)  # derived from its source at flush
             and not col.nullable
             and col.default is None
             and col.server_default is None

@@ -76,6 +76,35 @@ def _cacheable(column: str) -> bool:
     return type(AnalyticsEvent.__table__.c[column].type) in (JSON, String)
 
 
+def _shredding(session: Session, subjects: list[Any]) -> Callable[[int, Any], Any] | None:
+    """For a crypto-shredded ``properties`` column: wrap a value for subject number ``i``.
+
+    Subject keys are created (in this transaction) for subjects that have none yet, as
+    the ORM's flush would; the subjects are in the sorted order of the pool.
+    """
+    from govern.domains.analytics import AnalyticsEvent
+    from govern.types import ShreddedJSON, ShreddedString
+
+    if not isinstance(AnalyticsEvent.__table__.c["properties"].type, ShreddedJSON | ShreddedString):
+        return None
+    from govern.crypto.keyring import holder
+    from govern.errors import KeyringNotBoundError
+    from govern.keys import subject_ciphers
+    from govern.types.shredded import ForSubject
+
+    keyring = holder(session.get_bind().dialect).keyring
+    if keyring is None:
+        raise KeyringNotBoundError(
+            "analytics_events.properties is crypto-shredded: attach a keyring "
+            "(govern.keys.attach) before generating events"
+        )
+    ciphers = subject_ciphers(session, keyring, subjects)
+    p_subject = _processor(session, "subject_id")
+    by_processed = {p_subject(s): ciphers[s] for s in subjects}
+    ordered = [by_processed[k] for k in sorted(by_processed)]
+    return lambda i, value: ForSubject(ordered[i], value)
+
+
 def generate_events(
     session: Session,
     count: int,
@@ -117,6 +146,7 @@ def generate_events(
     cum_types = list(accumulate(EVENT_TYPES.values()))
     cum_secs = list(accumulate(w for w in HOURLY for _ in range(3600)))
     cached = [p_props(_properties(k)) for k in range(_COMBOS)] if _cacheable("properties") else None
+    seal = _shredding(session, subjects)
     t0 = time.perf_counter()
     existing = session.scalar(select(func.count()).select_from(AnalyticsEvent)) or 0
     rebuild = count >= max(existing, 10_000)
@@ -139,6 +169,11 @@ def generate_events(
         stamps = [epoch0 + d * 86400 + x for d, x in zip(days_ago, secs, strict=True)]
         if cached is not None:
             props = [cached[x % _COMBOS] for x in secs]
+        elif seal is not None:
+            # Crypto-shredded column: sealed under each row's subject key, one by one.
+            props = [
+                p_props(seal(w, _properties(x % _COMBOS))) for w, x in zip(who, secs, strict=True)
+            ]
         else:
             props = [p_props(_properties(x % _COMBOS)) for x in secs]
         rows = list(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapper, Session
 from govern.credentials.hashing import SCHEME
 from govern.seeding.fixtures import Plan, PlannedTable, load_plan
 from govern.seeding.schemas import SeedResult, TableCounts
+from govern.types import TokenString
 
 _CHUNK = 500
 
@@ -54,6 +55,9 @@ def _load_table(session: Session, pt: PlannedTable, new_password_hash: Any) -> T
         for obj in session.scalars(select(cls).where(pk_attr.in_(chunk))):
             existing[getattr(obj, attr[pk_col.name])] = obj
     counts = TableCounts(table=pt.table.name, domain=pt.domain)
+    # Tokenised columns read back as tokens, never as the value written: they are set
+    # when a row is inserted and left alone afterwards (like password hashes).
+    write_once = {c.name for c in pt.table.columns if isinstance(c.type, TokenString)}
     for _key, values in pt.rows:
         obj = existing.get(values[pk_col.name])
         if obj is None:
@@ -66,6 +70,8 @@ def _load_table(session: Session, pt: PlannedTable, new_password_hash: Any) -> T
             continue
         changed = False
         for name, want in values.items():
+            if name in write_once:
+                continue
             if getattr(obj, attr[name]) != want:
                 setattr(obj, attr[name], want)
                 changed = True

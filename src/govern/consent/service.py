@@ -1,0 +1,901 @@
+"""Consent ledger services. Every function takes a Session and never commits.
+
+Appends lock the subject's chain-head row (``SELECT ... FOR UPDATE`` on PostgreSQL;
+SQLite serialises writers, use :func:`govern.db.write_transaction` there) so that the
+chain stays linear under concurrency; the composite key ``(subject_ref, seq)`` refuses a
+fork even if a caller bypasses the lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from govern.consent import chain, locales, tcf
+from govern.consent.models import (
+    ChainHead,
+    ConsentRecord,
+    ConsentState,
+    Notice,
+    NoticeText,
+    NoticeVersion,
+    Purpose,
+)
+from govern.consent.schemas import (
+    ALLOWED_REASONS,
+    RECONSENT_REASONS,
+    BatchDecision,
+    Catalog,
+    CatalogResult,
+    CollectionMethod,
+    ConsentDecision,
+    ConsentEvent,
+    ConsentIn,
+    ConsentRecordOut,
+    LegalBasis,
+    NoticeIn,
+    NoticeTextOut,
+    NoticeVersionIn,
+    NoticeVersionOut,
+    PurposeIn,
+    PurposeOut,
+    Reason,
+)
+from govern.errors import (
+    ConsentError,
+    DuplicateIdempotencyKeyError,
+    InvalidTimestampError,
+    MissingLocaleError,
+    UnknownNoticeError,
+    UnknownPurposeError,
+)
+from govern.types.utc import utcnow
+
+CLOCK_SKEW = dt.timedelta(seconds=60)
+"""How far in the future an event time may be (client clocks drift) before it is refused."""
+
+_RECORDS = cast(Table, ConsentRecord.__table__)
+_HEADS = cast(Table, ChainHead.__table__)
+_STATE = cast(Table, ConsentState.__table__)
+
+NEGATIVE = frozenset({"refused", "withdrawn", "revoked"})
+_CHUNK = 2000
+
+
+# ----------------------------------------------------------------------------- catalog
+
+
+def _notice(session: Session, key: str) -> Notice:
+    notice = session.scalar(select(Notice).where(Notice.key == key))
+    if notice is None:
+        raise UnknownNoticeError(f"unknown notice {key!r}")
+    return notice
+
+
+def add_notice(session: Session, data: NoticeIn) -> list[NoticeVersionOut]:
+    """Create a notice and its versions; returns the versions added."""
+    if session.scalar(select(Notice.id).where(Notice.key == data.key)) is not None:
+        raise ConsentError(f"notice {data.key!r} already exists")
+    fields = data.model_dump(exclude={"versions"})
+    fields["default_locale"] = locales.normalise(data.default_locale)
+    session.add(Notice(**fields))
+    session.flush()
+    return [add_notice_version(session, data.key, v) for v in data.versions]
+
+
+def add_notice_version(
+    session: Session, notice_key: str, data: NoticeVersionIn
+) -> NoticeVersionOut:
+    """Publish a new version of a notice; a material change makes earlier consents stale."""
+    notice = _notice(session, notice_key)
+    last = session.scalar(
+        select(func.max(NoticeVersion.version)).where(NoticeVersion.notice_id == notice.id)
+    )
+    number = data.version if data.version is not None else (last or 0) + 1
+    if number <= (last or 0):
+        raise ConsentError(f"notice {notice_key!r} already has version {last}; versions only grow")
+    published = _aware(data.published_at, "published_at") if data.published_at else utcnow()
+    texts = {locales.normalise(loc): t for loc, t in data.texts.items()}
+    if notice.default_locale not in texts:
+        raise MissingLocaleError(
+            f"notice {notice_key!r} v{number} needs a text in its default locale "
+            f"{notice.default_locale}"
+        )
+    version = NoticeVersion(
+        notice_id=notice.id,
+        version=number,
+        material_change=data.material_change,
+        published_at=published,
+    )
+    session.add(version)
+    session.flush()
+    for loc, t in sorted(texts.items()):
+        session.add(NoticeText(version_id=version.id, locale=loc, title=t.title, body=t.body))
+    if data.material_change or notice.material_version is None:
+        # The first version is what every consent is given against.
+        notice.material_version = number
+    session.flush()
+    return NoticeVersionOut(
+        notice=notice_key,
+        version=number,
+        material_change=data.material_change,
+        published_at=published,
+        locales=sorted(texts),
+    )
+
+
+def add_purpose(session: Session, data: PurposeIn) -> PurposeOut:
+    """Create a purpose; its notice must exist."""
+    if session.scalar(select(Purpose.id).where(Purpose.key == data.key)) is not None:
+        raise ConsentError(f"purpose {data.key!r} already exists")
+    notice = _notice(session, data.notice)
+    fields = data.model_dump(exclude={"notice"})
+    fields["legal_basis"] = data.legal_basis.value
+    session.add(Purpose(**fields, notice_id=notice.id))
+    session.flush()
+    return _purpose_out(session, data.key)
+
+
+def load_catalog(session: Session, catalog: Catalog) -> CatalogResult:
+    """Add the notices, versions and purposes of a catalog that are not there yet.
+
+    Existing notices gain the versions whose numbers they lack; existing purposes are left
+    as they are (a purpose's meaning must not change under the consents given for it).
+    """
+    out = CatalogResult(notices_added=[], versions_added=[], purposes_added=[], unchanged=[])
+    for n in catalog.notices:
+        if session.scalar(select(Notice.id).where(Notice.key == n.key)) is None:
+            added = add_notice(session, n)
+            out.notices_added.append(n.key)
+            out.versions_added += [f"{v.notice} v{v.version}" for v in added]
+            continue
+        have = set(
+            session.scalars(
+                select(NoticeVersion.version)
+                .join(Notice, Notice.id == NoticeVersion.notice_id)
+                .where(Notice.key == n.key)
+            )
+        )
+        for v in n.versions:
+            if v.version is not None and v.version in have:
+                out.unchanged.append(f"{n.key} v{v.version}")
+                continue
+            added_v = add_notice_version(session, n.key, v)
+            out.versions_added.append(f"{n.key} v{added_v.version}")
+        out.unchanged.append(f"notice {n.key}")
+    for p in catalog.purposes:
+        if session.scalar(select(Purpose.id).where(Purpose.key == p.key)) is None:
+            add_purpose(session, p)
+            out.purposes_added.append(p.key)
+        else:
+            out.unchanged.append(f"purpose {p.key}")
+    return out
+
+
+def _purpose_out(session: Session, key: str) -> PurposeOut:
+    row = session.execute(
+        select(Purpose, Notice.key, Notice.material_version)
+        .join(Notice, Notice.id == Purpose.notice_id)
+        .where(Purpose.key == key)
+    ).one()
+    p = row[0]
+    return PurposeOut(
+        key=p.key,
+        name=p.name,
+        description=p.description,
+        legal_basis=LegalBasis(p.legal_basis),
+        data_categories=list(p.data_categories),
+        retention_days=p.retention_days,
+        consent_validity_days=p.consent_validity_days,
+        sale_or_sharing=p.sale_or_sharing,
+        third_parties=list(p.third_parties),
+        notice=row[1],
+        notice_version=_current_version(session, p.notice_id),
+    )
+
+
+def _current_version(session: Session, notice_id: int) -> int | None:
+    return session.scalar(
+        select(func.max(NoticeVersion.version)).where(NoticeVersion.notice_id == notice_id)
+    )
+
+
+def list_purposes(session: Session) -> list[PurposeOut]:
+    """Every purpose, by key, with its notice's current version."""
+    return [
+        _purpose_out(session, k) for k in session.scalars(select(Purpose.key).order_by(Purpose.key))
+    ]
+
+
+def notice_text(
+    session: Session, notice_key: str, locale: str | None = None, version: int | None = None
+) -> NoticeTextOut:
+    """The text to show: the version (default current) in the best locale of the fallback chain."""
+    notice = _notice(session, notice_key)
+    nv = _notice_version(session, notice, version)
+    shown, text = _resolve_text(session, notice, nv, locale)
+    return NoticeTextOut(
+        notice=notice_key,
+        version=nv.version,
+        requested_locale=locale or notice.default_locale,
+        locale=shown,
+        title=text.title,
+        body=text.body,
+    )
+
+
+def _notice_version(session: Session, notice: Notice, version: int | None) -> NoticeVersion:
+    q = select(NoticeVersion).where(NoticeVersion.notice_id == notice.id)
+    if version is None:
+        q = q.order_by(NoticeVersion.version.desc()).limit(1)
+    else:
+        q = q.where(NoticeVersion.version == version)
+    nv = session.scalar(q)
+    if nv is None:
+        which = "any version" if version is None else f"version {version}"
+        raise UnknownNoticeError(f"notice {notice.key!r} has no {which}")
+    return nv
+
+
+def _resolve_text(
+    session: Session, notice: Notice, nv: NoticeVersion, locale: str | None
+) -> tuple[str, NoticeText]:
+    texts = {
+        t.locale: t
+        for t in session.scalars(select(NoticeText).where(NoticeText.version_id == nv.id))
+    }
+    for cand in locales.chain(locale or notice.default_locale, notice.default_locale):
+        if cand in texts:
+            return cand, texts[cand]
+    raise MissingLocaleError(
+        f"notice {notice.key!r} v{nv.version} has no text for {locale!r} nor any fallback"
+    )
+
+
+# ----------------------------------------------------------------------------- appending
+
+
+@dataclass(frozen=True)
+class _PurposeInfo:
+    id: int
+    key: str
+    legal_basis: str
+    validity_days: int | None
+    notice_id: int
+    notice_key: str
+    default_locale: str
+    controller: str
+    sale_or_sharing: bool
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidTimestampError(f"{name} has no timezone; give an aware timestamp (…+00:00)")
+    return value.astimezone(dt.UTC)
+
+
+def _purposes(session: Session, keys: Iterable[str]) -> dict[str, _PurposeInfo]:
+    wanted = sorted(set(keys))
+    rows = session.execute(
+        select(
+            Purpose.id,
+            Purpose.key,
+            Purpose.legal_basis,
+            Purpose.consent_validity_days,
+            Purpose.notice_id,
+            Notice.key,
+            Notice.default_locale,
+            Notice.controller,
+            Purpose.sale_or_sharing,
+        )
+        .join(Notice, Notice.id == Purpose.notice_id)
+        .where(Purpose.key.in_(wanted))
+    ).all()
+    found = {r[1]: _PurposeInfo(*r) for r in rows}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise UnknownPurposeError(f"unknown purpose {missing[0]!r}")
+    return found
+
+
+@dataclass
+class _Prepared:
+    item: ConsentIn
+    purpose: _PurposeInfo
+    notice_version_id: int
+    notice_version: int
+    locale: str
+    occurred_at: dt.datetime
+    expires_at: dt.datetime | None
+
+
+class _NoticeCache:
+    """Notice versions and their locales, looked up once per batch."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.versions: dict[tuple[int, int | None], tuple[int, int]] = {}
+        self.locales: dict[int, set[str]] = {}
+
+    def version(self, p: _PurposeInfo, number: int | None) -> tuple[int, int]:
+        key = (p.notice_id, number)
+        if key not in self.versions:
+            q = select(NoticeVersion.id, NoticeVersion.version).where(
+                NoticeVersion.notice_id == p.notice_id
+            )
+            if number is None:
+                q = q.order_by(NoticeVersion.version.desc()).limit(1)
+            else:
+                q = q.where(NoticeVersion.version == number)
+            row = self.session.execute(q).first()
+            if row is None:
+                which = "any version" if number is None else f"version {number}"
+                raise UnknownNoticeError(f"notice {p.notice_key!r} has no {which}")
+            self.versions[key] = (row[0], row[1])
+        return self.versions[key]
+
+    def locale(self, p: _PurposeInfo, version_id: int, number: int, wanted: str | None) -> str:
+        if version_id not in self.locales:
+            self.locales[version_id] = set(
+                self.session.scalars(
+                    select(NoticeText.locale).where(NoticeText.version_id == version_id)
+                )
+            )
+        have = self.locales[version_id]
+        for cand in locales.chain(wanted or p.default_locale, p.default_locale):
+            if cand in have:
+                return cand
+        raise MissingLocaleError(
+            f"notice {p.notice_key!r} v{number} has no text for {wanted!r} nor any fallback"
+        )
+
+
+def _prepare(session: Session, items: Sequence[ConsentIn], now: dt.datetime) -> list[_Prepared]:
+    purposes = _purposes(session, (i.purpose for i in items))
+    notices = _NoticeCache(session)
+    keys = [i.idempotency_key for i in items if i.idempotency_key is not None]
+    if len(keys) != len(set(keys)):
+        raise DuplicateIdempotencyKeyError("the same idempotency key appears twice in one batch")
+    for part in _chunks(keys):
+        if session.scalar(
+            select(ConsentRecord.record_id).where(ConsentRecord.idempotency_key.in_(part)).limit(1)
+        ):
+            raise DuplicateIdempotencyKeyError("idempotency key already used by an earlier record")
+    out = []
+    for item in items:
+        subj = item.subject
+        if "@" in subj or subj != subj.strip() or not subj.isprintable():
+            raise ConsentError(
+                "subject must be a pseudonymous reference (no e-mail address, no outer spaces)"
+            )
+        p = purposes[item.purpose]
+        occurred = _aware(item.occurred_at, "occurred_at") if item.occurred_at else now
+        if occurred > now + CLOCK_SKEW:
+            raise InvalidTimestampError("occurred_at is in the future")
+        expires = _aware(item.expires_at, "expires_at") if item.expires_at else None
+        if expires is not None and expires <= occurred:
+            raise InvalidTimestampError("expires_at must be after occurred_at")
+        if expires is None and item.event is ConsentEvent.GIVEN and p.validity_days:
+            expires = occurred + dt.timedelta(days=p.validity_days)
+        if item.tcf_string is not None:
+            tcf.validate(item.tcf_string)
+        nv_id, nv = notices.version(p, item.notice_version)
+        loc = notices.locale(p, nv_id, nv, item.locale)
+        out.append(_Prepared(item, p, nv_id, nv, loc, occurred, expires))
+    return out
+
+
+def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _insert(session: Session, table: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def _lock_heads(session: Session, subjects: list[str]) -> dict[str, tuple[int, str | None]]:
+    """Create missing chain heads and lock them all, in subject order (no deadlocks)."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    out: dict[str, tuple[int, str | None]] = {}
+    for part in _chunks(subjects):
+        session.execute(
+            _insert(session, _HEADS).on_conflict_do_nothing(),
+            [{"subject_ref": s, "seq": 0, "hash": None, "checkpointed_seq": 0} for s in part],
+        )
+        q = select(ChainHead.subject_ref, ChainHead.seq, ChainHead.hash).where(
+            ChainHead.subject_ref.in_(part)
+        )
+        if pg:
+            q = q.order_by(ChainHead.subject_ref).with_for_update()
+        for s, seq, h in session.execute(q):
+            out[s] = (seq, h)
+    return out
+
+
+def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRecordOut]:
+    """Append decisions in order: hash-chained, the projection updated, in the caller's transaction.
+
+    All items are validated before anything is written; any bad item raises a
+    :class:`~govern.errors.ConsentError` and nothing is appended.
+    """
+    if not items:
+        return []
+    now = utcnow()
+    prepared = _prepare(session, items, now)
+    subjects = sorted({p.item.subject for p in prepared})
+    heads = _lock_heads(session, subjects)
+    state: dict[tuple[str, int], tuple[dt.datetime, int]] = {}
+    purpose_ids = sorted({p.purpose.id for p in prepared})
+    for part in _chunks(subjects):
+        for s, pid, occ, seq in session.execute(
+            select(
+                ConsentState.subject_ref,
+                ConsentState.purpose_id,
+                ConsentState.occurred_at,
+                ConsentState.seq,
+            ).where(ConsentState.subject_ref.in_(part), ConsentState.purpose_id.in_(purpose_ids))
+        ):
+            state[(s, pid)] = (occ, seq)
+
+    records: list[dict[str, Any]] = []
+    new_state: dict[tuple[str, int], dict[str, Any]] = {}
+    outs: list[ConsentRecordOut] = []
+    for p in prepared:
+        item = p.item
+        seq, prev = heads[item.subject]
+        seq += 1
+        rid = uuid.uuid4()
+        content = chain.canonical(
+            subject_ref=item.subject,
+            seq=seq,
+            record_id=rid,
+            purpose=p.purpose.key,
+            event=item.event.value,
+            notice=p.purpose.notice_key,
+            notice_version=p.notice_version,
+            locale=p.locale,
+            legal_basis=p.purpose.legal_basis,
+            method=item.method.value,
+            jurisdiction=item.jurisdiction,
+            controller=p.purpose.controller,
+            occurred_at=p.occurred_at,
+            recorded_at=now,
+            expires_at=p.expires_at,
+            tcf_string=item.tcf_string,
+            idempotency_key=item.idempotency_key,
+        )
+        digest = chain.link(content, prev)
+        heads[item.subject] = (seq, digest)
+        row = {
+            "subject_ref": item.subject,
+            "seq": seq,
+            "record_id": rid,
+            "purpose_id": p.purpose.id,
+            "event": item.event.value,
+            "notice_version_id": p.notice_version_id,
+            "locale": p.locale,
+            "legal_basis": p.purpose.legal_basis,
+            "method": item.method.value,
+            "jurisdiction": item.jurisdiction,
+            "controller": p.purpose.controller,
+            "occurred_at": p.occurred_at,
+            "recorded_at": now,
+            "expires_at": p.expires_at,
+            "tcf_string": item.tcf_string,
+            "idempotency_key": item.idempotency_key,
+            "prev_hash": prev,
+            "hash": digest,
+        }
+        records.append(row)
+        key = (item.subject, p.purpose.id)
+        current = state.get(key)
+        if current is None or (p.occurred_at, seq) >= current:
+            state[key] = (p.occurred_at, seq)
+            new_state[key] = {
+                "subject_ref": item.subject,
+                "purpose_id": p.purpose.id,
+                "status": item.event.value,
+                "seq": seq,
+                "record_id": rid,
+                "occurred_at": p.occurred_at,
+                "expires_at": p.expires_at,
+                "notice_version": p.notice_version,
+            }
+        outs.append(
+            ConsentRecordOut.model_construct(  # built from validated values: skip re-validation
+                record_id=rid,
+                subject=item.subject,
+                seq=seq,
+                purpose=p.purpose.key,
+                event=item.event,
+                notice=p.purpose.notice_key,
+                notice_version=p.notice_version,
+                locale=p.locale,
+                legal_basis=LegalBasis(p.purpose.legal_basis),
+                method=item.method,
+                jurisdiction=item.jurisdiction,
+                controller=p.purpose.controller,
+                occurred_at=p.occurred_at,
+                recorded_at=now,
+                expires_at=p.expires_at,
+                tcf_string=item.tcf_string,
+                idempotency_key=item.idempotency_key,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+    try:
+        # No savepoint: a refused insert aborts the caller's transaction, which rolls back.
+        session.execute(_RECORDS.insert(), records)
+    except IntegrityError as exc:
+        if "idempotency_key" in str(exc.orig):
+            raise DuplicateIdempotencyKeyError(
+                "idempotency key already used by an earlier record"
+            ) from None
+        raise
+    session.execute(
+        update(_HEADS)
+        .where(_HEADS.c.subject_ref == bindparam("s"))
+        .values(seq=bindparam("q"), hash=bindparam("h")),
+        [{"s": s, "q": heads[s][0], "h": heads[s][1]} for s in subjects],
+    )
+    if new_state:
+        ins = _insert(session, _STATE)
+        upsert = ins.on_conflict_do_update(
+            index_elements=["subject_ref", "purpose_id"],
+            set_={
+                c: ins.excluded[c]
+                for c in (
+                    "status",
+                    "seq",
+                    "record_id",
+                    "occurred_at",
+                    "expires_at",
+                    "notice_version",
+                )
+            },
+        )
+        session.execute(upsert, list(new_state.values()))
+    _after_append(session, outs)
+    return outs
+
+
+def _event_data(r: ConsentRecordOut) -> dict[str, Any]:
+    return {
+        "record_id": str(r.record_id),
+        "seq": r.seq,
+        "purpose": r.purpose,
+        "event": r.event.value,
+        "legal_basis": r.legal_basis.value,
+        "notice": r.notice,
+        "notice_version": r.notice_version,
+        "locale": r.locale,
+        "method": r.method.value,
+        "jurisdiction": r.jurisdiction,
+        "occurred_at": r.occurred_at.isoformat(),
+        "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
+        "hash": r.hash,
+    }
+
+
+def _after_append(session: Session, records: list[ConsentRecordOut]) -> None:
+    """One outbox event per record, ``govern.consent.<event>``, in the same transaction.
+
+    The aggregate is ``consent.subject`` / the subject reference (so the outbox numbers a
+    subject's consent events 1, 2, 3...); ``data`` carries ids, the purpose and the
+    decision, never personal values.
+    """
+    from govern.events import emit
+
+    for r in records:
+        emit(
+            session,
+            type=f"govern.consent.{r.event.value}",
+            aggregate_type="consent.subject",
+            aggregate_id=r.subject,
+            data=_event_data(r),
+        )
+
+
+def append(session: Session, item: ConsentIn) -> ConsentRecordOut:
+    """Append one decision (see :func:`append_many`)."""
+    return append_many(session, [item])[0]
+
+
+def consent_in(**fields: Any) -> ConsentIn:
+    """Build a :class:`ConsentIn`, turning validation errors into :class:`ConsentError`."""
+    from pydantic import ValidationError
+
+    try:
+        return ConsentIn(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "input"
+        raise ConsentError(f"{where}: {first['msg']}") from None
+
+
+def grant(session: Session, subject: str, purpose: str, **fields: Any) -> ConsentRecordOut:
+    """Record that ``subject`` gave consent for ``purpose``."""
+    return append(session, consent_in(subject=subject, purpose=purpose, event="given", **fields))
+
+
+def withdraw(session: Session, subject: str, purpose: str, **fields: Any) -> ConsentRecordOut:
+    """Record that ``subject`` withdrew consent: one call, exactly as easy as giving it."""
+    return append(
+        session, consent_in(subject=subject, purpose=purpose, event="withdrawn", **fields)
+    )
+
+
+def record_gpc(session: Session, subject: str, **fields: Any) -> list[ConsentRecordOut]:
+    """A Global Privacy Control signal: an objection (refusal) to every sale/sharing purpose."""
+    keys = list(
+        session.scalars(
+            select(Purpose.key).where(Purpose.sale_or_sharing.is_(True)).order_by(Purpose.key)
+        )
+    )
+    fields = {**fields, "method": CollectionMethod.GPC}
+    key = fields.pop("idempotency_key", None)
+    items = [
+        consent_in(
+            subject=subject,
+            purpose=k,
+            event=ConsentEvent.REFUSED,
+            idempotency_key=None if key is None else f"{key}:{k}",
+            **fields,
+        )
+        for k in keys
+    ]
+    return append_many(session, items)
+
+
+def expire_due(
+    session: Session, now: dt.datetime | None = None, limit: int = 10_000
+) -> list[ConsentRecordOut]:
+    """Append an ``expired`` record for each given consent whose validity has run out."""
+    now = utcnow() if now is None else _aware(now, "now")
+    rows = session.execute(
+        select(ConsentState.subject_ref, Purpose.key, ConsentState.expires_at)
+        .join(Purpose, Purpose.id == ConsentState.purpose_id)
+        .where(ConsentState.status == ConsentEvent.GIVEN.value, ConsentState.expires_at <= now)
+        .order_by(ConsentState.subject_ref, Purpose.key)
+        .limit(limit)
+    ).all()
+    items = [
+        ConsentIn(subject=s, purpose=k, event=ConsentEvent.EXPIRED, occurred_at=exp)
+        for s, k, exp in rows
+    ]
+    return append_many(session, items)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _decide(
+    status: str | None,
+    expires_at: dt.datetime | None,
+    notice_version: int | None,
+    legal_basis: str,
+    material_version: int | None,
+    at: dt.datetime,
+) -> Reason:
+    if legal_basis != "Consent":
+        # Other bases need no consent; an objection (GPC, refusal, withdrawal) stops them.
+        return Reason.OBJECTION if status in NEGATIVE else Reason.LEGAL_BASIS
+    if status is None:
+        return Reason.NO_RECORD
+    if status == "given":
+        if expires_at is not None and expires_at <= at:
+            return Reason.EXPIRED
+        if material_version is not None and (notice_version or 0) < material_version:
+            return Reason.STALE_NOTICE
+        return Reason.GRANTED
+    return Reason(status)
+
+
+_CHECK_SQL = (
+    "SELECT s.status, s.record_id, s.occurred_at, s.expires_at, s.notice_version, "
+    "p.legal_basis, n.material_version FROM consent_purposes p "
+    "JOIN consent_notices n ON n.id = p.notice_id "
+    "LEFT JOIN consent_state s ON s.purpose_id = p.id AND s.subject_ref = {ph} "
+    "WHERE p.key = {ph}"
+)
+_SQL = {"sqlite": _CHECK_SQL.format(ph="?"), "postgresql": _CHECK_SQL.format(ph="%s")}
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(value)
+
+
+def check(
+    session: Session, subject: str, purpose: str, at: dt.datetime | None = None
+) -> ConsentDecision:
+    """May this subject's data be processed for this purpose now (or at ``at``, from history)?
+
+    Now: one indexed lookup of the projection. Expired consents and consents given under a
+    notice version older than its last material change are no consent (re-consent needed).
+    """
+    if at is not None:
+        return _check_at(session, subject, purpose, _aware(at, "at"))
+    now = utcnow()
+    conn = session.connection()
+    raw = conn.connection.driver_connection
+    cur = raw.execute(_SQL[conn.dialect.name], (subject, purpose))  # type: ignore[union-attr]
+    row = cur.fetchone()
+    if row is None:
+        raise UnknownPurposeError(f"unknown purpose {purpose!r}")
+    status, rid, occ, exp, nv, basis, material = row
+    expires = _ts(exp)
+    reason = _decide(status, expires, nv, basis, material, now)
+    return ConsentDecision.model_construct(
+        purpose=purpose,
+        allowed=reason in ALLOWED_REASONS,
+        reason=reason,
+        reconsent_needed=reason in RECONSENT_REASONS,
+        status=None if status is None else ConsentEvent(status),
+        record_id=_uuid(rid),
+        occurred_at=_ts(occ),
+        expires_at=expires,
+        notice_version=nv,
+        at=now,
+    )
+
+
+def _check_at(session: Session, subject: str, purpose: str, at: dt.datetime) -> ConsentDecision:
+    p = _purposes(session, [purpose])[purpose]
+    row = session.execute(
+        select(
+            ConsentRecord.event,
+            ConsentRecord.record_id,
+            ConsentRecord.occurred_at,
+            ConsentRecord.expires_at,
+            NoticeVersion.version,
+        )
+        .join(NoticeVersion, NoticeVersion.id == ConsentRecord.notice_version_id)
+        .where(
+            ConsentRecord.subject_ref == subject,
+            ConsentRecord.purpose_id == p.id,
+            ConsentRecord.occurred_at <= at,
+        )
+        .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.seq.desc())
+        .limit(1)
+    ).first()
+    material = session.scalar(
+        select(func.max(NoticeVersion.version)).where(
+            NoticeVersion.notice_id == p.notice_id,
+            NoticeVersion.published_at <= at,
+            NoticeVersion.material_change.is_(True),
+        )
+    )
+    if material is None:
+        material = session.scalar(
+            select(func.min(NoticeVersion.version)).where(
+                NoticeVersion.notice_id == p.notice_id, NoticeVersion.published_at <= at
+            )
+        )
+    status, rid, occ, exp, nv = row if row is not None else (None, None, None, None, None)
+    reason = _decide(status, exp, nv, p.legal_basis, material, at)
+    return ConsentDecision(
+        purpose=purpose,
+        allowed=reason in ALLOWED_REASONS,
+        reason=reason,
+        reconsent_needed=reason in RECONSENT_REASONS,
+        status=None if status is None else ConsentEvent(status),
+        record_id=rid,
+        occurred_at=occ,
+        expires_at=exp,
+        notice_version=nv,
+        at=at,
+    )
+
+
+def check_many(session: Session, subjects: Sequence[str], purpose: str) -> BatchDecision:
+    """Decisions for many subjects and one purpose, in one query."""
+    import json
+
+    now = utcnow()
+    p = _purposes(session, [purpose])[purpose]
+    material = session.scalar(select(Notice.material_version).where(Notice.id == p.notice_id))
+    conn = session.connection()
+    raw: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        sql = (
+            "SELECT subject_ref, status, expires_at, notice_version FROM consent_state "
+            "WHERE purpose_id = %s AND subject_ref = ANY(%s)"
+        )
+        rows = raw.execute(sql, (p.id, list(subjects))).fetchall()
+    else:
+        sql = (
+            "SELECT subject_ref, status, expires_at, notice_version FROM consent_state "
+            "WHERE purpose_id = ? AND subject_ref IN (SELECT value FROM json_each(?))"
+        )
+        rows = raw.execute(sql, (p.id, json.dumps(list(subjects)))).fetchall()
+    default = _decide(None, None, None, p.legal_basis, material, now)
+    reasons: dict[str, Reason] = dict.fromkeys(subjects, default)
+    for s, status, exp, nv in rows:
+        reasons[s] = _decide(status, _ts(exp), nv, p.legal_basis, material, now)
+    return BatchDecision.model_construct(purpose=purpose, at=now, reasons=reasons)
+
+
+def history(session: Session, subject: str, purpose: str | None = None) -> list[ConsentRecordOut]:
+    """Every record of a subject (optionally one purpose), in chain order."""
+    q = _records_query().where(ConsentRecord.subject_ref == subject)
+    if purpose is not None:
+        pid = _purposes(session, [purpose])[purpose].id
+        q = q.where(ConsentRecord.purpose_id == pid)
+    return [_record_out(r) for r in session.execute(q.order_by(ConsentRecord.seq))]
+
+
+def _records_query() -> Any:
+    return (
+        select(ConsentRecord, Purpose.key, Notice.key, NoticeVersion.version)
+        .join(Purpose, Purpose.id == ConsentRecord.purpose_id)
+        .join(NoticeVersion, NoticeVersion.id == ConsentRecord.notice_version_id)
+        .join(Notice, Notice.id == NoticeVersion.notice_id)
+    )
+
+
+def _record_out(row: Any) -> ConsentRecordOut:
+    r, purpose, notice, version = row
+    return ConsentRecordOut(
+        record_id=r.record_id,
+        subject=r.subject_ref,
+        seq=r.seq,
+        purpose=purpose,
+        event=ConsentEvent(r.event),
+        notice=notice,
+        notice_version=version,
+        locale=r.locale,
+        legal_basis=LegalBasis(r.legal_basis),
+        method=CollectionMethod(r.method),
+        jurisdiction=r.jurisdiction,
+        controller=r.controller,
+        occurred_at=r.occurred_at,
+        recorded_at=r.recorded_at,
+        expires_at=r.expires_at,
+        tcf_string=r.tcf_string,
+        idempotency_key=r.idempotency_key,
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
+
+
+__all__ = [
+    "add_notice",
+    "add_notice_version",
+    "add_purpose",
+    "append",
+    "append_many",
+    "check",
+    "check_many",
+    "consent_in",
+    "expire_due",
+    "grant",
+    "history",
+    "list_purposes",
+    "load_catalog",
+    "notice_text",
+    "record_gpc",
+    "withdraw",
+]

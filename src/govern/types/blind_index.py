@@ -1,0 +1,121 @@
+"""Blind-index twin columns: equality search over an encrypted column, backed by an index.
+
+The twin stores a truncated keyed HMAC of the source column's value (see
+:mod:`govern.crypto.blind` for the false-positive rate). It is filled when an ORM
+``Session`` flushes, and comparing it with a plain value hashes that value, so queries read
+naturally and use the database index::
+
+    email: Mapped[str | None] = mapped_column(EncryptedString())
+    email_index: Mapped[bytes | None] = mapped_column(BlindIndex("email", bits=32), index=True)
+
+    session.scalars(select(Subject).where(Subject.email_index == "ann@example.com"))
+    govern.keys.lookup(session, Subject.email, "ann@example.com")   # drops false positives
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from govern.crypto.blind import check_bits
+from govern.crypto.keyring import Keyring
+from govern.errors import PlaintextRefusedError, UsageError
+from govern.types._protected import Protected, as_bytes
+
+M = TypeVar("M")
+
+
+class BlindDigest(bytes):
+    """A digest already computed (stored as is, not hashed again)."""
+
+
+class BlindIndex(Protected[bytes]):
+    """The twin of an encrypted column ``source``; ``bits`` sets the digest width.
+
+    ``casefold=True`` indexes ``value.casefold()`` so that lookups ignore case.
+    """
+
+    cache_ok = True
+
+    protection: ClassVar[str] = "blind-index"
+
+    def __init__(
+        self, source: str, bits: int = 32, casefold: bool = False, context: str | None = None
+    ) -> None:
+        super().__init__(context)
+        self.source = source
+        self.bits = check_bits(bits)
+        self.casefold = casefold
+
+    @property
+    def python_type(self) -> type[bytes]:
+        return bytes
+
+    def digest(self, keyring: Keyring, value: str) -> BlindDigest:
+        """The digest of a plain value for this column."""
+        text = value.casefold() if self.casefold else value
+        raw = keyring.blind.digest(
+            self.context_bytes(), text.encode("utf-8", "surrogatepass"), self.bits
+        )
+        return BlindDigest(raw)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        if isinstance(value, BlindDigest):
+            return bytes(value)
+        if isinstance(value, str):
+            return bytes(self.digest(self.keyring(dialect), value))
+        table, column = self.table_column
+        raise PlaintextRefusedError(
+            f"blind index of {self.context} compares with str values",
+            table=table,
+            column=column,
+        )
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        return None if value is None else BlindDigest(as_bytes(value))
+
+
+_TWINS: dict[Any, InstrumentedAttribute[Any]] = {}
+
+
+def twin_of(attribute: InstrumentedAttribute[Any]) -> InstrumentedAttribute[Any]:
+    """The blind-index attribute of an encrypted attribute, e.g. ``Subject.email_index``."""
+    key = (attribute.class_, attribute.key)
+    found = _TWINS.get(key)
+    if found is None:
+        found = _TWINS[key] = _find_twin(attribute)
+    return found
+
+
+def _find_twin(attribute: InstrumentedAttribute[Any]) -> InstrumentedAttribute[Any]:
+    mapper: Any = inspect(attribute.class_)
+    source = attribute.property.columns[0].name
+    for prop in mapper.column_attrs:
+        typ = prop.columns[0].type
+        if isinstance(typ, BlindIndex) and typ.source == source:
+            twin: InstrumentedAttribute[Any] = getattr(attribute.class_, prop.key)
+            return twin
+    raise UsageError(f"{mapper.local_table.name}.{source} has no blind index")
+
+
+def lookup(session: Session, attribute: InstrumentedAttribute[Any], value: str) -> list[Any]:
+    """Rows whose encrypted ``attribute`` equals ``value``, via its blind index.
+
+    Candidates come from the indexed twin; false positives of the truncated digest are
+    dropped after decryption, so the result is exact.
+    """
+    twin = twin_of(attribute)
+    typ: BlindIndex = twin.property.columns[0].type
+    want = value.casefold() if typ.casefold else value
+    rows = session.scalars(select(attribute.class_).where(twin == value)).all()
+    out = []
+    for row in rows:
+        got = getattr(row, attribute.key)
+        if isinstance(got, str) and (got.casefold() if typ.casefold else got) == want:
+            out.append(row)
+    return out
