@@ -66,19 +66,18 @@ def table_counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-_KEYRINGS: dict[str, Any] = {}
+TEST_KEK = bytes(range(100, 132))
 
 
 def keyed_engine(url: str) -> Any:
-    """An engine with an in-memory keyring bound; the same keyring for every engine on ``url``.
+    """An engine whose keyring is attached as in production (data keys stored in the database).
 
-    Protected (encrypted) columns need a keyring; sharing one per database lets a test
-    open several engines on it and still read what an earlier one wrote.
+    The first call on a database creates its data keys under a fixed test KEK; later
+    engines on the same database load them, so they read what earlier ones wrote.
     """
-    from govern.keys import bind_keyring
-    from govern.testing import memory_keyring
+    from govern.crypto.keyring import StaticKeyProvider
+    from govern.keys import attach
 
     engine = create_engine(url)
-    keyring = _KEYRINGS.setdefault(url, memory_keyring())
-    bind_keyring(engine, keyring)
+    attach(engine, StaticKeyProvider(TEST_KEK))
     return engine

@@ -638,7 +638,19 @@ def audit_export(
             controller=_controller(settings),
             period_from=start,
             period_to=end,
+            consent_verify_key=_consent_verify_key(settings),
         )
+
+
+def _consent_verify_key(settings: Settings) -> str | None:
+    """The public key consent checkpoints must carry: pinned, or that of the signing key."""
+    from govern.consent import public_key_of
+
+    if settings.consent_verify_key is not None:
+        return settings.consent_verify_key
+    if settings.consent_signing_key is not None:
+        return public_key_of(settings.consent_signing_key_bytes())
+    return None
 
 
 def audit_verify(settings: Settings, path: str, public_key: str | None = None) -> VerifyResult:

@@ -89,6 +89,7 @@ def test_broken_fixture_loads_nothing(migrated_url: str, tmp_path: Path) -> None
         '[[subjects]]\nkey = "a"\nexternal_ref = "r-a"\n'
         '[[accounts]]\nkey = "a"\nusername = "a"\nsubject_id = { ref = "zz" }\n'
     )
+    keyed_engine(migrated_url).dispose()  # a database in use: its data keys exist
     before = table_counts(migrated_url)
     with pytest.raises(BrokenSeedReferenceError):
         _seed(migrated_url, env="demo", domains=["core"], root=tmp_path)

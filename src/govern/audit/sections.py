@@ -73,6 +73,7 @@ class ExportContext:
     period_from: dt.datetime | None
     period_to: dt.datetime
     now: dt.datetime
+    consent_verify_key: str | None = None
 
 
 def _unavailable(
@@ -127,8 +128,8 @@ def _activities() -> list[dict[str, Any]]:
             {
                 "activity": f"{domain} domain",
                 "purposes": sorted({e.description for e in tables}),
-                "purposes_source": "table descriptions in the data map "
-                "(consent purposes: not available in this version)",
+                "purposes_source": "table descriptions in the data map; consent purposes "
+                "are listed under consent_purposes",
                 "categories_of_data_subjects": ["data subjects (table subjects)"]
                 if subject_tables
                 else [],
@@ -148,8 +149,23 @@ def _activities() -> list[dict[str, Any]]:
 
 def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
     """Art. 30(1) record of processing activities, as JSON and CSV."""
+    from govern.consent import list_purposes
+
     c = ctx.controller
     activities = _activities()
+    purposes = [
+        {
+            "purpose": p.key,
+            "name": p.name,
+            "description": p.description,
+            "legal_basis": str(p.legal_basis),
+            "categories_of_personal_data": p.data_categories,
+            "recipients": p.third_parties,
+            "sale_or_sharing": p.sale_or_sharing,
+            "erasure_time_limit_days": p.retention_days,
+        }
+        for p in list_purposes(ctx.session)
+    ]
     doc = {
         "controller": {
             "name": c.name or "not configured",
@@ -158,8 +174,17 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
         "data_protection_officer": {"contact": c.dpo or "not configured"},
         "generated_at": ctx.now.isoformat(),
         "activities": activities,
+        "consent_purposes": purposes,
     }
     out.add_json("ropa/ropa.json", doc)
+    with out.text("ropa/purposes.csv") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        cols = list(purposes[0]) if purposes else ["purpose"]
+        writer.writerow(cols)
+        for row in purposes:
+            writer.writerow(
+                ["; ".join(v) if isinstance(v, list) else v for v in (row[k] for k in cols)]
+            )
     with out.text("ropa/ropa.csv") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         cols = [k for k in activities[0] if k != "security_measures"] if activities else []
@@ -182,7 +207,10 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
         )
         if not value
     ]
-    summary = [f"{len(activities)} processing activities from the data map."]
+    summary = [
+        f"{len(activities)} processing activities from the data map; "
+        f"{len(purposes)} consent purpose(s) from the consent catalog."
+    ]
     if missing:
         summary.append("Not configured: " + ", ".join(missing) + ".")
     summary.append(
@@ -209,7 +237,7 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
         key="ropa",
         title="Record of processing activities (Art. 30(1))",
         status="included",
-        files=["ropa/ropa.json", "ropa/ropa.csv"],
+        files=["ropa/ropa.json", "ropa/ropa.csv", "ropa/purposes.csv"],
         summary=summary,
         figures={"processing activities": len(activities), "personal-data categories": cats},
         charts=[chart],
@@ -219,14 +247,65 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
 # --- capabilities that are not in this version ---------------------------------------
 
 
+def _weekly(weeks: dict[str, Counter[str]], names: tuple[str, ...]) -> list[Series]:
+    labels = sorted(weeks)
+    return [
+        Series(name=n, points=[Point(label=w, value=weeks[w][n]) for w in labels]) for n in names
+    ]
+
+
 def consent(ctx: ExportContext, out: BundleWriter) -> Section:
-    """Consent ledger extract and the ledger's verification result."""
-    return _unavailable(
-        out,
-        "consent",
-        "Consent ledger",
-        "consent ledger",
-        ["Consents given and withdrawn over time"],
+    """Consent ledger extract for the period (CSV, streamed) and the ledger's verification."""
+    from govern.consent import export_lines, verify
+
+    weeks: dict[str, Counter[str]] = {}
+    events: Counter[str] = Counter()
+    n = 0
+    lines = export_lines(ctx.session, "csv", since=ctx.period_from, until=ctx.period_to)
+    with out.text("consent/ledger.csv") as fh:
+        header: list[str] | None = None
+        for line in lines:
+            fh.write(line)
+            row = next(csv.reader([line]))
+            if header is None:
+                header = row
+                continue
+            n += 1
+            rec = dict(zip(header, row, strict=False))
+            when = dt.datetime.fromisoformat(rec["occurred_at"]).isocalendar()
+            week = f"{when.year}-W{when.week:02d}"
+            weeks.setdefault(week, Counter())[rec["event"]] += 1
+            events[rec["event"]] += 1
+    report = verify(ctx.session, ctx.consent_verify_key)
+    out.add("consent/verify.json", report.model_dump_json(indent=2) + "\n")
+    summary = [
+        f"{n} ledger records in the period: "
+        + (", ".join(f"{c} {e}" for e, c in sorted(events.items())) or "none")
+        + ".",
+        "Ledger verification: "
+        + ("passed" if report.ok else f"FAILED ({len(report.findings)} finding(s))")
+        + f" over {report.records} records, {report.subjects} chains and "
+        f"{report.checkpoints} signed checkpoints"
+        + (" (key pinned)." if report.key_pinned else " (checkpoint key not pinned)."),
+    ]
+    charts = []
+    if n:
+        charts.append(
+            Chart(
+                title="Consents given and withdrawn per week",
+                kind="bar",
+                unit="records",
+                series=_weekly(weeks, ("given", "withdrawn")),
+            )
+        )
+    return Section(
+        key="consent",
+        title="Consent ledger",
+        status="included" if n else "empty",
+        files=["consent/ledger.csv", "consent/verify.json"],
+        summary=summary,
+        figures={"consent records in period": n, "ledger verified": "yes" if report.ok else "NO"},
+        charts=charts,
     )
 
 
@@ -250,8 +329,30 @@ def retention(ctx: ExportContext, out: BundleWriter) -> Section:
 
 def encryption(ctx: ExportContext, out: BundleWriter) -> Section:
     """Encryption coverage of personal columns and the key inventory (no key material)."""
-    return _unavailable(
-        out, "encryption", "Encryption and keys", "column encryption or key inventory", []
+    from govern.crypto.keyring import holder
+    from govern.keys import list_keys
+    from govern.keys.scan import scan_encryption
+
+    engine = ctx.session.get_bind()
+    keyring = holder(engine.dialect).keyring
+    report = scan_encryption(engine, keyring)  # type: ignore[arg-type]
+    out.add("encryption/coverage.json", report.model_dump_json(indent=2) + "\n")
+    keys = list_keys(ctx.session)
+    out.add_json("encryption/keys.json", [k.model_dump(mode="json") for k in keys])
+    covered = sum(1 for c in report.columns if c.ok)
+    summary = [
+        f"{len(report.columns)} protected personal-data columns; {covered} fully sealed; "
+        f"{len(report.gaps)} personal column(s) stored unprotected.",
+        f"{len(keys)} key(s) in the inventory (ids, purposes, states, ages; no key material).",
+    ]
+    summary += report.problems()[:10]
+    return Section(
+        key="encryption",
+        title="Encryption and keys",
+        status="included",
+        files=["encryption/coverage.json", "encryption/keys.json"],
+        summary=summary,
+        figures={"personal columns unprotected": len(report.gaps)},
     )
 
 
