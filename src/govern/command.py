@@ -299,7 +299,6 @@ def _sqlite_path(settings: Settings) -> Path | None:
 
 
 QUICKSTART_PENDING = (
-    ("record consents", "consent ledger"),
     ("submit and process an access and an erasure request", "data subject request queue"),
     ("simulate retention", "retention policies"),
 )
@@ -344,6 +343,16 @@ def quickstart(settings: Settings) -> QuickstartResult:
             detail=f"{seeded.changes} change(s) across {len(seeded.tables)} tables",
         )
     )
+    recorded = next((t for t in seeded.tables if t.table == "consent records"), None)
+    if recorded is not None:
+        steps.append(
+            QuickstartStep(
+                name="record consents",
+                status="done",
+                detail=f"{recorded.inserted} new decision(s) in the consent ledger "
+                f"({recorded.unchanged} already there), through govern.consent",
+            )
+        )
     for name, capability in QUICKSTART_PENDING:
         steps.append(
             QuickstartStep(

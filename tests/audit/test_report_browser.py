@@ -94,12 +94,13 @@ def test_report_renders_its_charts(browser: Any, databases: Databases, tmp_path:
     shot = ARTIFACTS / "report.png"
     browser.save_screenshot(str(shot))
     assert title == "govern compliance report"
-    assert len(charts) >= 2
+    assert len(charts) >= 3  # categories per domain, consents per week, audit actions
     for chart in charts:
         assert chart["w"] > 100
         assert chart["h"] > 100
         assert chart["bars"]
-        assert all(h > 0 for h in chart["bars"])
+        assert max(chart["bars"]) > 20  # a zero bar is a true zero; the tallest must show
+        assert min(chart["bars"]) >= 0
     assert fetched == []
     assert shot.stat().st_size > 10_000
     na = browser.find_elements("css selector", "p.na")

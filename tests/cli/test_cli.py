@@ -35,7 +35,8 @@ def test_quickstart_creates_govern_db_here(
     assert "FAIL" not in out
     assert "done     seed demo environment" in out
     assert "done     verify audit bundle" in out
-    assert "skipped  record consents: not available in this version" in out
+    assert "done     record consents: 20 new decision(s)" in out
+    assert "skipped  simulate retention: not available in this version" in out
     key = govern_env / "govern.db.audit-signing.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert key.read_text().strip() not in out

@@ -99,6 +99,7 @@ class Plan:
     domains: tuple[str, ...]
     files: list[str]
     tables: list[PlannedTable]
+    root: Path | None = None
 
     @property
     def row_count(self) -> int:
@@ -250,7 +251,7 @@ def load_plan(
         for key, row in found.items():
             pt.rows.append((key, _resolve(table, row, ids)))
         planned.append(pt)
-    return Plan(env=env, domains=chosen, files=files, tables=planned)
+    return Plan(env=env, domains=chosen, files=files, tables=planned, root=base)
 
 
 def _resolve(table: Table, row: SeedRow, ids: dict[tuple[str, str], uuid.UUID]) -> dict[str, Any]:

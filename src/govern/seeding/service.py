@@ -89,6 +89,10 @@ def apply_plan(session: Session, plan: Plan, *, seed_password: str | None = None
 
     label, new_hash = _password_source(seed_password)
     tables = [_load_table(session, pt, new_hash) for pt in plan.tables]
+    if "core" in plan.domains and plan.root is not None:
+        from govern.seeding.consents import seed_consents
+
+        tables += seed_consents(session, plan.env, plan.root)
     result = SeedResult(
         env=plan.env,
         domains=list(plan.domains),
