@@ -4,13 +4,14 @@ Figures: the demo seed on SQLite (first load, and the second, no-op run); one mi
 generated analytics events on SQLite and PostgreSQL in rows per second (target at least
 100,000); the audit export's peak resident memory (a fresh process, ``ru_maxrss``) on a
 database holding one million audit-log rows, which stream through the same path the
-consent ledger extract will take. The one-million-ledger-record figure needs the consent
-ledger, which this version does not have: its line says so instead of a number.
+consent ledger extract takes; and the same on one million consent-ledger records appended
+through govern.consent (whose append rate is printed too).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 from typing import Any
@@ -22,22 +23,22 @@ EVENTS = 1_000_000
 
 def _seeded(url: str) -> None:
     from govern import migrations
-    from govern.db import create_engine, transaction
+    from govern.db import transaction
     from govern.seeding import seed
 
     migrations.upgrade(url)
-    engine = create_engine(url)
+    engine = _keyed(url)
     with transaction(engine) as session:
         seed(session, "demo")
     engine.dispose()
 
 
 def _generate(backend: str, url: str) -> dict[str, Any]:
-    from govern.db import create_engine, transaction
+    from govern.db import transaction
     from govern.seeding import generate_events
 
     _seeded(url)
-    engine = create_engine(url)
+    engine = _keyed(url)
     with transaction(engine) as session:
         result = generate_events(session, EVENTS)
     engine.dispose()
@@ -80,15 +81,33 @@ def _audit_rows(url: str, n: int) -> None:
     engine.dispose()
 
 
-def _export_memory(url: str, out: str) -> dict[str, Any]:
+def _keyed(url: str) -> Any:
+    from govern.crypto.keyring import StaticKeyProvider
+    from govern.db import create_engine
+    from govern.keys import attach
+
+    engine = create_engine(url)
+    attach(engine, StaticKeyProvider(BENCH_KEK))
+    return engine
+
+
+BENCH_KEK = bytes(range(50, 82))
+
+
+def _export_memory(
+    url: str, out: str, figure: str = "audit_export_1m_audit_log_peak_rss_sqlite", rows: int = 0
+) -> dict[str, Any]:
     code = textwrap.dedent(
         f"""
         import json, resource, time
         from pathlib import Path
         from govern.audit.export import export_bundle
         from govern.audit.sections import Controller
+        from govern.crypto.keyring import StaticKeyProvider
         from govern.db import create_engine, transaction
+        from govern.keys import attach
         engine = create_engine({url!r})
+        attach(engine, StaticKeyProvider({BENCH_KEK!r}))
         t = time.perf_counter()
         with transaction(engine) as session:
             r = export_bundle(session, Path({out!r}), signing_key=bytes(32),
@@ -101,16 +120,17 @@ def _export_memory(url: str, out: str) -> dict[str, Any]:
     done = subprocess.run([python(), "-c", code], check=True, capture_output=True, text=True)
     got = json.loads(done.stdout)
     return emit(
-        "audit_export_1m_audit_log_peak_rss_sqlite",
+        figure,
         got["mb"],
         "MB",
         seconds=round(got["seconds"], 2),
         target_max=200,
+        **({"records": rows} if rows else {}),
     )
 
 
 def run() -> list[dict[str, Any]]:
-    from govern.db import create_engine, transaction
+    from govern.db import transaction
     from govern.seeding import seed
 
     rows = []
@@ -118,7 +138,7 @@ def run() -> list[dict[str, Any]]:
         from govern import migrations
 
         migrations.upgrade(url)
-        engine = create_engine(url)
+        engine = _keyed(url)
 
         def once() -> None:
             with transaction(engine) as session:
@@ -136,12 +156,46 @@ def run() -> list[dict[str, Any]]:
         _seeded(url)
         _audit_rows(url, 1_000_000)
         rows.append(_export_memory(url, url.removeprefix("sqlite:///") + ".zip"))
-    line = {
-        "figure": "audit_export_1m_ledger_peak_memory",
-        "value": None,
-        "unit": "MB",
-        "status": "not measurable yet: the consent ledger is not in this version",
-    }
-    print(json.dumps(line), flush=True)
-    rows.append(line)
+    with sqlite_url() as url:
+        _seeded(url)
+        rate = _ledger(url, LEDGER)
+        rows.append(emit("consent_append_sqlite", rate, "records/s", records=LEDGER))
+        rows.append(
+            _export_memory(
+                url,
+                url.removeprefix("sqlite:///") + ".zip",
+                "audit_export_1m_ledger_peak_rss_sqlite",
+            )
+        )
     return rows
+
+
+LEDGER = int(os.environ.get("GOVERNBENCH_LEDGER_RECORDS", "1000000"))
+"""Ledger size for the export figure (appending through govern.consent is the slow part)."""
+
+
+def _ledger(url: str, n: int) -> float:
+    """Append ``n`` consent records through govern.consent (10,000 subjects); records/s."""
+    import datetime as dt
+    import time
+
+    from govern import consent
+    from govern.db import transaction
+
+    engine = _keyed(url)
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    t0 = time.perf_counter()
+    for lo in range(0, n, 20_000):
+        batch = [
+            consent.ConsentIn(
+                subject=f"bench-{i % 10_000:05d}",
+                purpose="marketing.email" if i % 2 else "analytics.product",
+                event="withdrawn" if i % 7 == 3 else "given",
+                occurred_at=start + dt.timedelta(seconds=20 * i),
+            )
+            for i in range(lo, min(lo + 20_000, n))
+        ]
+        with transaction(engine) as session:
+            consent.append_many(session, batch)
+    engine.dispose()
+    return n / (time.perf_counter() - t0)
