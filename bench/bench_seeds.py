@@ -160,13 +160,8 @@ def run() -> list[dict[str, Any]]:
         _seeded(url)
         rate = _ledger(url, LEDGER)
         rows.append(emit("consent_append_sqlite", rate, "records/s", records=LEDGER))
-        rows.append(
-            _export_memory(
-                url,
-                url.removeprefix("sqlite:///") + ".zip",
-                "audit_export_1m_ledger_peak_rss_sqlite",
-            )
-        )
+        out = url.removeprefix("sqlite:///") + ".zip"
+        rows.append(_export_memory(url, out, "audit_export_ledger_peak_rss_sqlite", LEDGER))
     return rows
 
 
