@@ -50,3 +50,34 @@ def versions(url: str) -> set[str]:
             return {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
     finally:
         engine.dispose()
+
+
+def table_counts(url: str) -> dict[str, int]:
+    """Row count of every table: a cheap way to assert that nothing changed."""
+    engine = create_engine(url)
+    try:
+        insp = inspect(engine)
+        with engine.connect() as conn:
+            return {
+                t: conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{t}"').scalar_one()  # noqa: S608
+                for t in sorted(insp.get_table_names())
+            }
+    finally:
+        engine.dispose()
+
+
+TEST_KEK = bytes(range(100, 132))
+
+
+def keyed_engine(url: str) -> Any:
+    """An engine whose keyring is attached as in production (data keys stored in the database).
+
+    The first call on a database creates its data keys under a fixed test KEK; later
+    engines on the same database load them, so they read what earlier ones wrote.
+    """
+    from govern.crypto.keyring import StaticKeyProvider
+    from govern.keys import attach
+
+    engine = create_engine(url)
+    attach(engine, StaticKeyProvider(TEST_KEK))
+    return engine

@@ -19,6 +19,8 @@ KEK_BYTES = b"KEKSECRET-" + bytes(range(22))
 SIGNING_BYTES = b"SIGNSECRET-" + bytes(range(21))
 SECRETS = {
     "kek": base64.b64encode(KEK_BYTES).decode(),
+    "seed_password": "SeedPassw0rd-leak-canary",
+    "audit_signing_key": base64.b64encode(b"SIGNKEY-" + bytes(range(24))).decode(),
     "kek_previous": base64.b64encode(b"PREVSECRET-" + bytes(range(21))).decode(),
     "consent_signing_key": base64.b64encode(SIGNING_BYTES).decode(),
 }
@@ -41,6 +43,12 @@ COMMANDS = [
     ("migrate", "up", "--domain", "nope"),
     ("migrate", "up", "--to", "nope"),
     ("migrate", "down", "--domain", "core"),
+    ("seed",),
+    ("seed", "--env", "staging", "--json"),
+    ("credentials", "scan"),
+    ("credentials", "purge-demo"),
+    ("audit", "export", "--out", "bundle.zip"),
+    ("audit", "verify", "bundle.zip"),
     ("consent", "checkpoint"),
     ("consent", "verify"),
     ("consent", "checkpoint", "--json"),

@@ -18,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import consent, crypto, dsr, events, keys, migrations
+    from govern import audit, consent, credentials, crypto, dsr, events, keys, migrations, seeding
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     )
     from govern.doctor import CheckResult, DoctorReport, run_doctor
     from govern.errors import (
+        BrokenSeedReferenceError,
+        BundleError,
         ConfigError,
         ConsentError,
         CryptoError,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
         DependentDomainError,
         DsrError,
         DuplicateIdempotencyKeyError,
+        DuplicateSeedKeyError,
         GovernError,
         IllegalTransitionError,
         InvalidEventError,
@@ -52,9 +55,11 @@ if TYPE_CHECKING:
         MissingLocaleError,
         PlaintextRefusedError,
         RectificationError,
+        SeedError,
         SinkConfigError,
         SinkError,
         TamperedValueError,
+        UnknownAccountError,
         UnknownDomainError,
         UnknownKeyError,
         UnknownNoticeError,
@@ -69,6 +74,7 @@ if TYPE_CHECKING:
     )
     from govern.events import HookRegistry, emit, emit_tombstones, track_changes
     from govern.keys import attach, detokenise, lookup, shred_subject, tokenise
+    from govern.seeding import seed_id
     from govern.types import (
         BlindIndex,
         EncryptedBytes,
@@ -86,12 +92,15 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "audit": "",
     "consent": "",
+    "credentials": "",
     "crypto": "",
     "dsr": "",
     "events": "",
     "keys": "",
     "migrations": "",
+    "seeding": "",
     "Settings": "govern.config",
     "load_settings": "govern.config",
     "ColumnEntry": "govern.datamap",
@@ -109,6 +118,8 @@ _LAZY: dict[str, str] = {
     "CheckResult": "govern.doctor",
     "DoctorReport": "govern.doctor",
     "run_doctor": "govern.doctor",
+    "BrokenSeedReferenceError": "govern.errors",
+    "BundleError": "govern.errors",
     "ConfigError": "govern.errors",
     "ConsentError": "govern.errors",
     "CryptoError": "govern.errors",
@@ -117,6 +128,7 @@ _LAZY: dict[str, str] = {
     "DependentDomainError": "govern.errors",
     "DsrError": "govern.errors",
     "DuplicateIdempotencyKeyError": "govern.errors",
+    "DuplicateSeedKeyError": "govern.errors",
     "GovernError": "govern.errors",
     "IllegalTransitionError": "govern.errors",
     "InvalidEventError": "govern.errors",
@@ -129,9 +141,11 @@ _LAZY: dict[str, str] = {
     "MissingLocaleError": "govern.errors",
     "PlaintextRefusedError": "govern.errors",
     "RectificationError": "govern.errors",
+    "SeedError": "govern.errors",
     "SinkConfigError": "govern.errors",
     "SinkError": "govern.errors",
     "TamperedValueError": "govern.errors",
+    "UnknownAccountError": "govern.errors",
     "UnknownDomainError": "govern.errors",
     "UnknownKeyError": "govern.errors",
     "UnknownNoticeError": "govern.errors",
@@ -152,6 +166,7 @@ _LAZY: dict[str, str] = {
     "lookup": "govern.keys",
     "shred_subject": "govern.keys",
     "tokenise": "govern.keys",
+    "seed_id": "govern.seeding",
     "BlindIndex": "govern.types",
     "EncryptedBytes": "govern.types",
     "EncryptedDate": "govern.types",
@@ -168,6 +183,8 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "DOMAINS",
     "BlindIndex",
+    "BrokenSeedReferenceError",
+    "BundleError",
     "CheckResult",
     "ColumnEntry",
     "ConfigError",
@@ -179,6 +196,7 @@ __all__ = [
     "DoctorReport",
     "DsrError",
     "DuplicateIdempotencyKeyError",
+    "DuplicateSeedKeyError",
     "EncryptedBytes",
     "EncryptedDate",
     "EncryptedDecimal",
@@ -197,6 +215,7 @@ __all__ = [
     "MissingLocaleError",
     "PlaintextRefusedError",
     "RectificationError",
+    "SeedError",
     "Settings",
     "Shredded",
     "ShreddedJSON",
@@ -207,6 +226,7 @@ __all__ = [
     "TamperedValueError",
     "TokenString",
     "UTCDateTime",
+    "UnknownAccountError",
     "UnknownDomainError",
     "UnknownKeyError",
     "UnknownNoticeError",
@@ -220,8 +240,10 @@ __all__ = [
     "WrongKekError",
     "__version__",
     "attach",
+    "audit",
     "consent",
     "create_engine",
+    "credentials",
     "crypto",
     "data_map",
     "detokenise",
@@ -238,6 +260,8 @@ __all__ = [
     "migrations",
     "personal",
     "run_doctor",
+    "seed_id",
+    "seeding",
     "session_factory",
     "shred_subject",
     "tokenise",

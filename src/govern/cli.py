@@ -243,6 +243,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     leaf(ksub, "generate-kek", command.keys_generate_kek, lambda a, s: command.keys_generate_kek(s))
 
+    # --- seeds, credentials and the audit bundle (issue 8) ---
+    p = leaf(
+        top,
+        "seed",
+        command.seed,
+        lambda a, s: (
+            command.seed_generate_events(s, a.count, a.seed, a.days)
+            if a.sub == "generate-events"
+            else command.seed(s, a.domain, a.env, a.scale)
+        ),
+    )
+    p.add_argument("--domain", action="append", help="A domain to seed (repeatable; default all).")
+    p.add_argument("--env", default="demo", help="demo (default), sandbox or staging.")
+    p.add_argument(
+        "--scale", type=int, help="Also generate this many analytics events (not idempotent)."
+    )
+    ssub = p.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser)
+    g = leaf(ssub, "generate-events", command.seed_generate_events, p.get_default("handler"))
+    g.add_argument("count", type=int, metavar="COUNT")
+    g.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
+    g.add_argument("--days", type=int, default=90, help="Spread over this many days (default 90).")
+
+    cred = top.add_parser("credentials", help="Scan, purge and rotate account credentials.")
+    crsub = cred.add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    leaf(crsub, "scan", command.credentials_scan, lambda a, s: command.credentials_scan(s))
+    p = leaf(
+        crsub,
+        "purge-demo",
+        command.credentials_purge_demo,
+        lambda a, s: command.credentials_purge_demo(s, a.by, a.outdated),
+    )
+    p.add_argument("--by", default="govern-cli", help="Who purges (for the audit log).")
+    p.add_argument("--outdated", action="store_true", help="Also invalidate outdated hash schemes.")
+    p = leaf(
+        crsub,
+        "rotate",
+        command.credentials_rotate,
+        lambda a, s: command.credentials_rotate(s, a.by, a.account),
+    )
+    p.add_argument("--by", default="govern-cli", help="Who rotates (for the audit log).")
+    p.add_argument("--account", action="append", help="A service account (repeatable).")
+
+    aud = top.add_parser("audit", help="Export and verify signed audit bundles.")
+    asub = aud.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+    p = leaf(
+        asub,
+        "export",
+        command.audit_export,
+        lambda a, s: command.audit_export(s, a.out, a.date_from, a.date_to),
+    )
+    p.add_argument("--out", required=True, help="The bundle to write (FILE.zip).")
+    p.add_argument("--from", dest="date_from", help="Start of the period (date or date-time).")
+    p.add_argument("--to", dest="date_to", help="End of the period (inclusive date).")
+    p = leaf(
+        asub,
+        "verify",
+        command.audit_verify,
+        lambda a, s: command.audit_verify(s, a.path, a.public_key),
+    )
+    p.add_argument("path", metavar="FILE.zip")
+    p.add_argument("--public-key", help="The signer's public key (base64) to pin.")
+    leaf(asub, "keygen", command.audit_keygen, lambda a, s: command.audit_keygen(s))
     cdc = top.add_parser("cdc", help="Relay the event outbox to sinks and inspect them.")
     cdsub = cdc.add_subparsers(
         dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True

@@ -23,13 +23,18 @@ from govern.doctor import DoctorReport, run_doctor
 from govern.errors import UsageError
 from govern.migrations.schemas import CheckReport, HistoryReport, MigrateResult, StatusReport
 from govern.results import TextResult, WrittenFiles
+from govern.seeding.schemas import SeedResult
 
 if TYPE_CHECKING:
+    import datetime as dt
     import uuid
 
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
+    from govern.audit.export import ExportResult as AuditExportResult
+    from govern.audit.export import VerifyResult
+    from govern.audit.sections import Controller
     from govern.consent.schemas import (
         AppendResult,
         CatalogResult,
@@ -42,6 +47,8 @@ if TYPE_CHECKING:
         PurposeList,
         VerifyReport,
     )
+    from govern.credentials import PurgeResult, RotateResult
+    from govern.credentials import ScanReport as CredentialScanReport
     from govern.dsr import (
         DsrMap,
         ExportOut,
@@ -60,6 +67,7 @@ if TYPE_CHECKING:
     from govern.keys.scan import ScanReport
     from govern.keys.schemas import KeyChange, KeyList, ReencryptResult, RewrapResult
     from govern.keys.service import Progress
+    from govern.seeding import GenerateResult
 
 
 def _url(settings: Settings) -> str:
@@ -197,6 +205,7 @@ class ShownSettings(BaseModel):
     kek: str
     consent_signing_key: str = "(not set)"
     consent_verify_key: str = "(not set)"
+    others: dict[str, str] = {}
 
     def text_lines(self) -> list[str]:
         return [
@@ -204,7 +213,18 @@ class ShownSettings(BaseModel):
             f"GOVERN_KEK={self.kek}",
             f"GOVERN_CONSENT_SIGNING_KEY={self.consent_signing_key}",
             f"GOVERN_CONSENT_VERIFY_KEY={self.consent_verify_key}",
-        ]
+        ] + [f"{k}={v}" for k, v in self.others.items()]
+
+
+def _shown(value: object) -> str:
+    from pydantic import SecretStr
+
+    if value is None:
+        return "(not set)"
+    return "(set, hidden)" if isinstance(value, SecretStr) else str(value)
+
+
+_SHOWN_APART = ("database_url", "kek", "consent_signing_key", "consent_verify_key")
 
 
 def config_show(settings: Settings) -> ShownSettings:
@@ -216,6 +236,11 @@ def config_show(settings: Settings) -> ShownSettings:
             "(set, hidden)" if settings.consent_signing_key is not None else "(not set)"
         ),
         consent_verify_key=settings.consent_verify_key or "(not set)",
+        others={
+            f"GOVERN_{name.upper()}": _shown(getattr(settings, name))
+            for name in Settings.model_fields
+            if name not in _SHOWN_APART
+        },
     )
 
 
@@ -224,23 +249,164 @@ def keys_generate_kek(settings: Settings | None = None) -> TextResult:
     return TextResult(text=base64.b64encode(secrets.token_bytes(32)).decode())
 
 
+class QuickstartStep(BaseModel):
+    """One step of the quickstart: ``done``, ``skipped`` (with why) or ``failed``."""
+
+    name: str
+    status: str
+    detail: str
+
+
 class QuickstartResult(BaseModel):
     database: str
     migrate: MigrateResult
+    steps: list[QuickstartStep]
+    files: dict[str, str]
     doctor: DoctorReport
+
+    @property
+    def ok(self) -> bool:
+        return self.doctor.ok and all(s.status != "failed" for s in self.steps)
 
     def text_lines(self) -> list[str]:
         lines = [f"govern quickstart on {self.database}", "", "migrations:"]
         lines += ["  " + line for line in self.migrate.text_lines()]
+        lines += ["", "steps:"]
+        lines += [f"  {s.status:<8} {s.name}: {s.detail}" for s in self.steps]
+        if self.files:
+            lines += ["", "files:"] + [f"  {k}: {v}" for k, v in self.files.items()]
         lines += ["", "doctor:"] + ["  " + line for line in self.doctor.text_lines()]
         return lines
 
 
+def _local_signing_key(settings: Settings) -> tuple[bytes | None, str]:
+    """The audit signing key for the quickstart, and where it came from.
+
+    Production uses GOVERN_AUDIT_SIGNING_KEY. For a local SQLite file only, the quickstart
+    creates ``<database>.audit-signing.key`` (mode 0600) next to it once and reuses it, so
+    that a first run needs no settings; ``govern audit export`` itself never does this.
+    """
+    import os
+
+    if settings.audit_signing_key is not None:
+        return base64.b64decode(settings.audit_signing_key.get_secret_value()), "setting"
+    db = _sqlite_path(settings)
+    if db is None:
+        return None, "GOVERN_AUDIT_SIGNING_KEY is not set"
+    key_file = db.with_name(db.name + ".audit-signing.key")
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    raw = base64.b64decode(key_file.read_text().strip())
+    return raw, str(key_file)
+
+
+def _sqlite_path(settings: Settings) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(_url(settings))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).resolve()
+
+
+QUICKSTART_PENDING = (
+    ("submit and process an access and an erasure request", "data subject request queue"),
+    ("simulate retention", "retention policies"),
+)
+"""Quickstart steps whose capability this version lacks; each is reported as skipped."""
+
+
+def _local_kek(settings: Settings) -> tuple[Settings, str | None]:
+    """Settings with a KEK for the quickstart, and the key file it created or reused.
+
+    Without GOVERN_KEK or GOVERN_KEK_FILE, and only for a local SQLite file, the quickstart
+    keeps a KEK in ``<database>.kek`` (mode 0600) next to it, like the signing key; any
+    other command still refuses to run without a configured KEK.
+    """
+    import os
+
+    db = _sqlite_path(settings)
+    if settings.has_kek or db is None:
+        return settings, None
+    key_file = db.with_name(db.name + ".kek")
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return settings.model_copy(update={"kek_file": key_file}), str(key_file)
+
+
 def quickstart(settings: Settings) -> QuickstartResult:
-    """Migrate the database (default ./govern.db) and show the status of every domain."""
+    """Migrate, seed the demo, export and verify a signed audit bundle; print what was done."""
+    from govern.audit.export import export_bundle, verify
+
     migrated = migrate_up(settings)
+    steps = [QuickstartStep(name="migrate", status="done", detail="every domain at head")]
+    files: dict[str, str] = {"database": settings.url_for_display}
+    settings, kek_file = _local_kek(settings)
+    if kek_file is not None:
+        files["key-encryption key"] = f"{kek_file} (local development only)"
+    seeded = seed(settings, None, "demo")
+    steps.append(
+        QuickstartStep(
+            name="seed demo environment",
+            status="done",
+            detail=f"{seeded.changes} change(s) across {len(seeded.tables)} tables",
+        )
+    )
+    recorded = next((t for t in seeded.tables if t.table == "consent records"), None)
+    if recorded is not None:
+        steps.append(
+            QuickstartStep(
+                name="record consents",
+                status="done",
+                detail=f"{recorded.inserted} new decision(s) in the consent ledger "
+                f"({recorded.unchanged} already there), through govern.consent",
+            )
+        )
+    for name, capability in QUICKSTART_PENDING:
+        steps.append(
+            QuickstartStep(
+                name=name, status="skipped", detail=f"not available in this version ({capability})"
+            )
+        )
+    key, source = _local_signing_key(settings)
+    if key is None:
+        steps.append(QuickstartStep(name="export audit bundle", status="skipped", detail=source))
+    else:
+        db = _sqlite_path(settings)
+        out = (db.parent if db else Path.cwd()) / "govern-audit.zip"
+        with _keyed_session(settings) as session:
+            result = export_bundle(session, out, signing_key=key, controller=_controller(settings))
+        files["audit bundle"] = str(out)
+        files["report"] = f"{out} (report.html inside)"
+        if source != "setting":
+            files["audit signing key"] = f"{source} (local development only)"
+        steps.append(
+            QuickstartStep(
+                name="export audit bundle",
+                status="done",
+                detail=f"{result.files} files, signed by key {result.key_id}",
+            )
+        )
+        checked = verify(out, result.public_key)
+        steps.append(
+            QuickstartStep(
+                name="verify audit bundle",
+                status="done" if checked.ok else "failed",
+                detail=f"{checked.files_checked} files match, signature ok"
+                if checked.ok
+                else "; ".join(checked.text_lines()),
+            )
+        )
     return QuickstartResult(
-        database=settings.url_for_display, migrate=migrated, doctor=run_doctor(settings)
+        database=settings.url_for_display,
+        migrate=migrated,
+        steps=steps,
+        files=files,
+        doctor=run_doctor(settings),
     )
 
 
@@ -367,6 +533,191 @@ def hold_list(settings: Settings, all_: bool = False, subject: str | None = None
     sid = _parse_uuid(subject, "--subject") if subject else None
     with _session(settings) as session:
         return holds.HoldList(holds=holds.list_holds(session, active_only=not all_, subject_id=sid))
+
+
+# --- seeds, credentials and the audit bundle (issue 8) --------------------------------
+
+
+@contextmanager
+def _keyed_session(settings: Settings) -> Iterator[Session]:
+    """A command's transaction on an engine whose keyring is attached (needs the KEK).
+
+    Seeds, credentials and the audit export read and write protected columns, so they
+    load the data keys first, exactly as a host service does at start-up.
+    """
+    from govern.db import transaction
+    from govern.keys import attach
+
+    with _engine(settings) as engine:
+        attach(engine, settings)
+        with transaction(engine) as session:
+            yield session
+
+
+def seed(
+    settings: Settings,
+    domains: Sequence[str] | None = None,
+    env: str = "demo",
+    scale: int | None = None,
+) -> SeedResult:
+    """Load the seed fixtures of an environment (idempotent: a second run changes nothing)."""
+    from govern import seeding
+
+    password = settings.seed_password.get_secret_value() if settings.seed_password else None
+    plan = seeding.load_plan(env, domains)  # a broken fixture fails before any connection
+    with _keyed_session(settings) as session:
+        result = seeding.apply_plan(session, plan, seed_password=password)
+        if scale:
+            result.generated = seeding.generate_events(session, scale)
+    return result
+
+
+def seed_generate_events(
+    settings: Settings, count: int, seed: int = 0, days: int = 90
+) -> GenerateResult:
+    """Generate COUNT realistic analytics events for the seeded subjects, set-based."""
+    from govern import seeding
+
+    with _keyed_session(settings) as session:
+        return seeding.generate_events(session, count, seed=seed, days=days)
+
+
+def credentials_scan(settings: Settings) -> CredentialScanReport:
+    """Find accounts with a legacy demo password or an outdated hash scheme; exit 1 if any."""
+    from govern import credentials
+
+    with _keyed_session(settings) as session:
+        return credentials.scan(session)
+
+
+def credentials_purge_demo(
+    settings: Settings, by: str, include_outdated: bool = False
+) -> PurgeResult:
+    """Invalidate accounts with demo passwords: new unknown hash, forced reset, audit entry."""
+    from govern import credentials
+
+    with _keyed_session(settings) as session:
+        return credentials.purge_demo(session, actor=by, include_outdated=include_outdated)
+
+
+def credentials_rotate(
+    settings: Settings, by: str, accounts: Sequence[str] | None = None
+) -> RotateResult:
+    """Give service accounts new random passwords and print them, once."""
+    from govern import credentials
+
+    with _keyed_session(settings) as session:
+        return credentials.rotate(session, actor=by, usernames=accounts)
+
+
+def _controller(settings: Settings) -> Controller:
+    from govern.audit.sections import Controller
+
+    return Controller(
+        name=settings.controller_name,
+        contact=settings.controller_contact,
+        dpo=settings.dpo_contact,
+    )
+
+
+def _parse_when(value: str | None, what: str, end_of_day: bool) -> dt.datetime | None:
+    import datetime as dt_
+
+    from govern.errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = dt_.date.fromisoformat(value)
+            start = dt_.datetime.combine(day, dt_.time(), dt_.UTC)
+            return start + dt_.timedelta(days=1, microseconds=-1) if end_of_day else start
+        stamp = dt_.datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{what} must be a date (2025-01-31) or an ISO date-time") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt_.UTC)
+
+
+def audit_export(
+    settings: Settings, out: str, date_from: str | None = None, date_to: str | None = None
+) -> AuditExportResult:
+    """Write the signed audit bundle (records, registers, evidence, SBOM, report.html)."""
+    from govern.audit.export import export_bundle
+    from govern.errors import ConfigError
+
+    if settings.audit_signing_key is None:
+        raise ConfigError(
+            "GOVERN_AUDIT_SIGNING_KEY is not set: generate one with `govern audit keygen`"
+        )
+    key = base64.b64decode(settings.audit_signing_key.get_secret_value())
+    start = _parse_when(date_from, "--from", end_of_day=False)
+    end = _parse_when(date_to, "--to", end_of_day=True)
+    with _keyed_session(settings) as session:
+        return export_bundle(
+            session,
+            Path(out),
+            signing_key=key,
+            controller=_controller(settings),
+            period_from=start,
+            period_to=end,
+            consent_verify_key=_consent_verify_key(settings),
+        )
+
+
+def _consent_verify_key(settings: Settings) -> str | None:
+    """The public key consent checkpoints must carry: pinned, or that of the signing key."""
+    from govern.consent import public_key_of
+
+    if settings.consent_verify_key is not None:
+        return settings.consent_verify_key
+    if settings.consent_signing_key is not None:
+        return public_key_of(settings.consent_signing_key_bytes())
+    return None
+
+
+def audit_verify(settings: Settings, path: str, public_key: str | None = None) -> VerifyResult:
+    """Check a bundle's signature and every file's hash; exit 1 naming any altered file."""
+    import binascii
+
+    from govern.audit.bundle import public_key_b64
+    from govern.audit.export import verify
+    from govern.errors import UsageError
+
+    if public_key is not None:
+        try:
+            ok = len(base64.b64decode(public_key, validate=True)) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise UsageError("--public-key must be base64 of a 32-byte Ed25519 public key")
+    elif settings.audit_signing_key is not None:
+        public_key = public_key_b64(base64.b64decode(settings.audit_signing_key.get_secret_value()))
+    if not Path(path).is_file():
+        raise UsageError(f"no such file: {path}")
+    return verify(Path(path), public_key)
+
+
+class SigningKey(BaseModel):
+    """A new audit signing key pair: the private half goes to GOVERN_AUDIT_SIGNING_KEY."""
+
+    private_key: str
+    public_key: str
+
+    def text_lines(self) -> list[str]:
+        return [
+            f"GOVERN_AUDIT_SIGNING_KEY={self.private_key}",
+            f"public key (give it to auditors for --public-key): {self.public_key}",
+        ]
+
+
+def audit_keygen(settings: Settings | None = None) -> SigningKey:
+    """Print a new Ed25519 audit signing key and its public key (store the private one safely)."""
+    from govern.audit.bundle import public_key_b64
+
+    seed_bytes = secrets.token_bytes(32)
+    return SigningKey(
+        private_key=base64.b64encode(seed_bytes).decode(), public_key=public_key_b64(seed_bytes)
+    )
 
 
 # --- events: govern cdc relay | status | replay ------------------------------------------

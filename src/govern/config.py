@@ -122,6 +122,31 @@ class Settings(BaseSettings):
         description="Folder where access and portability packages (zip) are written.",
     )
 
+    # --- seeds, credentials and audit export (issue 8) ---
+    seed_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Password given to seeded accounts (hashed with Argon2id); "
+            "unset: each account gets a random one."
+        ),
+    )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key signing audit bundles: base64 of 32 random bytes "
+            "(govern audit keygen)."
+        ),
+    )
+    controller_name: str | None = Field(
+        default=None, description="Controller's name for the record of processing activities."
+    )
+    controller_contact: str | None = Field(
+        default=None, description="Controller's contact details (address, e-mail)."
+    )
+    dpo_contact: str | None = Field(
+        default=None, description="Data protection officer's contact details."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -158,6 +183,18 @@ class Settings(BaseSettings):
     @classmethod
     def _check_kek(cls, value: SecretStr | None) -> SecretStr | None:
         return _decode_key(value, "GOVERN_KEK")
+
+    @field_validator("audit_signing_key")
+    @classmethod
+    def _check_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return _decode_key(value, "GOVERN_AUDIT_SIGNING_KEY")
+
+    @field_validator("seed_password")
+    @classmethod
+    def _check_seed_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 12:
+            raise ValueError("GOVERN_SEED_PASSWORD must be at least 12 characters")
+        return value
 
     @field_validator("kek_previous")
     @classmethod

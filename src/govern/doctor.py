@@ -86,6 +86,56 @@ def _migrations(settings: Settings) -> list[CheckResult]:
     return out
 
 
+def _credentials(settings: Settings) -> list[CheckResult]:
+    """Legacy demo passwords are a failure; outdated hash schemes are reported with them."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    from govern import credentials
+    from govern.db import create_engine, transaction
+    from govern.keys import attach
+
+    if not settings.has_kek:
+        return [
+            CheckResult(
+                name="credentials",
+                ok=True,
+                detail="not checked: password hashes are encrypted and GOVERN_KEK is not set",
+            )
+        ]
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        if not inspect(engine).has_table("accounts"):
+            return [CheckResult(name="credentials", ok=True, detail="no accounts table yet")]
+        attach(engine, settings)
+        with transaction(engine) as session:
+            report = credentials.scan(session)
+    except DBAPIError as exc:
+        return [CheckResult(name="credentials", ok=False, detail=type(exc).__name__)]
+    except GovernError as exc:
+        return [CheckResult(name="credentials", ok=False, detail=str(exc))]
+    finally:
+        engine.dispose()
+    if not report.findings:
+        return [
+            CheckResult(
+                name="credentials",
+                ok=True,
+                detail=f"{report.accounts_scanned} account(s), no demo passwords or weak hashes",
+            )
+        ]
+    names = ", ".join(sorted({f.username for f in report.findings})[:5])
+    kinds = sorted({f.kind for f in report.findings})
+    return [
+        CheckResult(
+            name="credentials",
+            ok=False,
+            detail=f"{len(report.findings)} finding(s) ({', '.join(kinds)}) on {names}; "
+            "run `govern credentials purge-demo`",
+        )
+    ]
+
+
 def _event_sinks(settings: Settings) -> list[CheckResult]:
     """Each configured event sink: failing (last error) or keeping up (backlog)."""
     if settings.sinks_file is None:
@@ -215,6 +265,7 @@ CHECKS: list[Callable[[Settings], list[CheckResult]]] = [
     _settings,
     _database,
     _migrations,
+    _credentials,
     _event_sinks,
     _encryption,
 ]

@@ -11,6 +11,11 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── DependentDomainError   rolling back a domain others depend on
     │   ├── UnknownSubjectError    no data subject with that id
     │   ├── UnknownHoldError       no legal hold with that id
+    │   ├── SeedError              a seed fixture is malformed (nothing is loaded)
+    │   │   ├── DuplicateSeedKeyError     one natural key twice in a table
+    │   │   └── BrokenSeedReferenceError  a reference to a key no fixture defines
+    │   ├── UnknownAccountError    no account with that username
+    │   ├── BundleError            a file is not a readable audit bundle
     │   ├── InvalidEventError      a malformed event type, aggregate or payload
     │   ├── UnknownSinkError       a sink name that is not configured
     │   ├── SinkConfigError        the sinks file is missing or malformed
@@ -111,6 +116,26 @@ class DatabaseError(GovernError):
 
 class MigrationError(GovernError):
     """A migration step failed; the database was left at the last good revision."""
+
+
+class SeedError(UsageError):
+    """A seed fixture cannot be loaded as written; the database is left unchanged."""
+
+
+class DuplicateSeedKeyError(SeedError):
+    """The same natural key appears twice for one table in one fixture file."""
+
+
+class BrokenSeedReferenceError(SeedError):
+    """A fixture refers to a natural key that no loaded fixture defines."""
+
+
+class UnknownAccountError(UsageError):
+    """No account with that username."""
+
+
+class BundleError(UsageError):
+    """The file is not an audit bundle govern can read (not a zip, no manifest)."""
 
 
 class InvalidEventError(UsageError):

@@ -33,6 +33,17 @@ def test_quickstart_creates_govern_db_here(
     assert (govern_env / "govern.db").exists()
     assert "up to date" in out
     assert "FAIL" not in out
+    assert "done     seed demo environment" in out
+    assert "done     verify audit bundle" in out
+    assert "done     record consents: 20 new decision(s)" in out
+    assert "skipped  simulate retention: not available in this version" in out
+    key = govern_env / "govern.db.audit-signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.read_text().strip() not in out
+    assert run(capsys, "audit", "verify", "govern-audit.zip")[0] == 0
+    code, out, _ = run(capsys, "quickstart")  # a second run re-seeds nothing
+    assert code == 0
+    assert "seed demo environment: 0 change(s)" in out
 
 
 def test_status_json(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""The audit trail: one append-only row per governance action, in the caller's transaction."""
+"""The audit trail (one append-only row per governance action) and the signed audit bundle."""
 
 from govern.audit.service import record
 
