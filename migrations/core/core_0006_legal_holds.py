@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = "core_0006"
-down_revision: str | Sequence[str] | None = "core_0001"
+down_revision: str | Sequence[str] | None = "core_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -127,6 +127,37 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
     )
     leaf(ksub, "generate-kek", command.keys_generate_kek, lambda a, s: command.keys_generate_kek(s))
+
+    cdc = top.add_parser("cdc", help="Relay the event outbox to sinks and inspect them.")
+    cdsub = cdc.add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    p = leaf(
+        cdsub,
+        "relay",
+        command.cdc_relay,
+        lambda a, s: command.cdc_relay(
+            s, a.sink, a.follow, a.batch_size, a.lease_seconds, a.interval
+        ),
+    )
+    p.add_argument("--sink", help="Only this sink (default: every configured sink).")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="Drain once and exit (default).")
+    mode.add_argument("--follow", action="store_true", help="Keep relaying until interrupted.")
+    p.add_argument("--batch-size", type=int, default=1000, help="Events per batch.")
+    p.add_argument(
+        "--lease-seconds", type=float, default=30.0, help="How long a sink's lease lasts."
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="Seconds between polls (--follow).")
+    leaf(cdsub, "status", command.cdc_status, lambda a, s: command.cdc_status(s))
+    p = leaf(
+        cdsub,
+        "replay",
+        command.cdc_replay,
+        lambda a, s: command.cdc_replay(s, a.sink, getattr(a, "from")),
+    )
+    p.add_argument("--sink", required=True, help="The sink to rewind.")
+    p.add_argument("--from", type=int, required=True, help="The first outbox id to deliver again.")
     return parser
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from govern.events.schemas import CdcStatusReport, RelayReport, ReplayResult
     from govern.holds import HoldList, HoldOut
 
 
@@ -226,3 +227,65 @@ def hold_list(settings: Settings, all_: bool = False, subject: str | None = None
     sid = _parse_uuid(subject, "--subject") if subject else None
     with _session(settings) as session:
         return holds.HoldList(holds=holds.list_holds(session, active_only=not all_, subject_id=sid))
+
+
+# --- events: govern cdc relay | status | replay ------------------------------------------
+
+
+def cdc_relay(
+    settings: Settings,
+    sink: str | None = None,
+    follow: bool = False,
+    batch_size: int = 1000,
+    lease_seconds: float = 30.0,
+    poll_interval: float = 1.0,
+) -> RelayReport:
+    """Deliver the event outbox to the configured sinks, in order, at least once."""
+    from govern.db import create_engine
+    from govern.events.relay import relay
+    from govern.events.sinks import load_sinks
+
+    sinks = load_sinks(settings.sinks_file)
+    engine = create_engine(_url(settings))
+    try:
+        return relay(
+            engine,
+            sinks,
+            sink=sink,
+            follow=follow,
+            batch_size=batch_size,
+            lease_seconds=lease_seconds,
+            poll_interval=poll_interval,
+        )
+    finally:
+        engine.dispose()
+
+
+def cdc_status(settings: Settings) -> CdcStatusReport:
+    """Show each sink's position, backlog and last error."""
+    from govern.db import create_engine, transaction
+    from govern.events.relay import status
+    from govern.events.sinks import load_sinks
+
+    sinks = load_sinks(settings.sinks_file)
+    engine = create_engine(_url(settings))
+    try:
+        with transaction(engine) as session:
+            return status(session, sinks)
+    finally:
+        engine.dispose()
+
+
+def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
+    """Rewind a sink so that the next relay delivers again every event from an outbox id on."""
+    from govern.db import create_engine, transaction
+    from govern.events.relay import replay
+    from govern.events.sinks import load_sinks
+
+    sinks = load_sinks(settings.sinks_file)
+    engine = create_engine(_url(settings))
+    try:
+        with transaction(engine) as session:
+            return replay(session, sinks, sink, from_id)
+    finally:
+        engine.dispose()

@@ -14,6 +14,7 @@ import binascii
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -64,6 +65,12 @@ class Settings(BaseSettings):
         description=(
             "Key-encryption key: base64 of 32 random bytes. "
             "Needed only by commands that touch keys."
+        ),
+    )
+    sinks_file: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file of event sinks for `govern cdc` ([sinks.NAME] tables; see docs/events.md)."
         ),
     )
 

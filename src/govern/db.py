@@ -75,6 +75,7 @@ class CommunityBase(_DomainBase):
 MODEL_MODULES: tuple[str, ...] = (
     "govern.domains",
     "govern.holds.models",
+    "govern.events.models",
 )
 """Modules whose import registers govern's tables: the domains, then each capability's models."""
 

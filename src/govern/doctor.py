@@ -86,7 +86,45 @@ def _migrations(settings: Settings) -> list[CheckResult]:
     return out
 
 
-CHECKS: list[Callable[[Settings], list[CheckResult]]] = [_settings, _database, _migrations]
+def _event_sinks(settings: Settings) -> list[CheckResult]:
+    """Each configured event sink: failing (last error) or keeping up (backlog)."""
+    if settings.sinks_file is None:
+        return []
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import create_engine, transaction
+    from govern.events.relay import status
+    from govern.events.sinks import load_sinks
+
+    try:
+        sinks = load_sinks(settings.sinks_file)
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            with transaction(engine) as session:
+                report = status(session, sinks)
+        finally:
+            engine.dispose()
+    except GovernError as exc:
+        return [CheckResult(name="event sinks", ok=False, detail=str(exc))]
+    except DBAPIError:
+        return [CheckResult(name="event sinks", ok=False, detail="outbox tables not readable")]
+    return [
+        CheckResult(
+            name=f"event sink {s.sink}",
+            ok=s.last_error is None,
+            detail=(f"last error: {s.last_error}; " if s.last_error else "")
+            + f"position {s.position}, backlog {s.backlog}",
+        )
+        for s in report.sinks
+    ]
+
+
+CHECKS: list[Callable[[Settings], list[CheckResult]]] = [
+    _settings,
+    _database,
+    _migrations,
+    _event_sinks,
+]
 
 
 def run_doctor(settings: Settings) -> DoctorReport:

@@ -10,9 +10,14 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── UnknownRevisionError
     │   ├── DependentDomainError   rolling back a domain others depend on
     │   ├── UnknownSubjectError    no data subject with that id
-    │   └── UnknownHoldError       no legal hold with that id
+    │   ├── UnknownHoldError       no legal hold with that id
+    │   ├── InvalidEventError      a malformed event type, aggregate or payload
+    │   ├── UnknownSinkError       a sink name that is not configured
+    │   ├── SinkConfigError        the sinks file is missing or malformed
+    │   └── MissingExtraError      an optional extra (govern[kafka]) is not installed
     ├── DatabaseError              the database cannot be reached or used (exit 2)
-    └── MigrationError             a migration could not run (exit 2)
+    ├── MigrationError             a migration could not run (exit 2)
+    └── SinkError                  a sink could not take events (they stay in the outbox)
 
 Messages never contain secrets or personal data: they name settings, tables,
 columns, ids and revisions, never values.
@@ -61,3 +66,30 @@ class DatabaseError(GovernError):
 
 class MigrationError(GovernError):
     """A migration step failed; the database was left at the last good revision."""
+
+
+class InvalidEventError(UsageError):
+    """An event type not shaped ``govern.<area>.<what>``, a bad aggregate or unusable data."""
+
+
+class UnknownSinkError(UsageError):
+    """A sink name that the sinks configuration does not define."""
+
+
+class SinkConfigError(UsageError):
+    """The sinks configuration (``GOVERN_SINKS_FILE``) is missing, unreadable or malformed."""
+
+
+class MissingExtraError(UsageError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class SinkError(GovernError):
+    """A sink refused events or could not be reached; nothing is lost, the relay retries.
+
+    ``delivered`` counts the events of the batch that the sink did take before failing.
+    """
+
+    def __init__(self, message: str, delivered: int = 0) -> None:
+        super().__init__(message)
+        self.delivered = delivered
