@@ -76,6 +76,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "govern.domains",
     "govern.holds.models",
     "govern.events.models",
+    "govern.retention.models",
 )
 """Modules whose import registers govern's tables: the domains, then each capability's models."""
 

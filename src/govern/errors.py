@@ -14,7 +14,12 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── InvalidEventError      a malformed event type, aggregate or payload
     │   ├── UnknownSinkError       a sink name that is not configured
     │   ├── SinkConfigError        the sinks file is missing or malformed
-    │   └── MissingExtraError      an optional extra (govern[kafka]) is not installed
+    │   ├── MissingExtraError      an optional extra (govern[kafka]) is not installed
+    │   ├── PolicyError            a retention policy is invalid (names policy and field)
+    │   ├── UnknownPolicyError     no retention policy with that name
+    │   ├── UnknownRunError        no retention run with that id
+    │   ├── NotApprovedError       a policy version without sign-off cannot run
+    │   └── RestoreWindowError     a run's quarantine has passed its restore window
     ├── DatabaseError              the database cannot be reached or used (exit 2)
     ├── MigrationError             a migration could not run (exit 2)
     └── SinkError                  a sink could not take events (they stay in the outbox)
@@ -58,6 +63,26 @@ class UnknownSubjectError(UsageError):
 
 class UnknownHoldError(UsageError):
     """No legal hold with that id."""
+
+
+class PolicyError(UsageError):
+    """A retention policy is malformed; the message names the policy and the field."""
+
+
+class UnknownPolicyError(UsageError):
+    """No retention policy with that name."""
+
+
+class UnknownRunError(UsageError):
+    """No retention run with that id."""
+
+
+class NotApprovedError(UsageError):
+    """A policy that is unapproved, or changed since its approval, can only be simulated."""
+
+
+class RestoreWindowError(UsageError):
+    """A run's quarantined rows have passed the restore window (or were already restored)."""
 
 
 class DatabaseError(GovernError):
