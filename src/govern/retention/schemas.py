@@ -199,3 +199,12 @@ class ScheduleOut(BaseModel):
         lines = [f"scheduled {j}" for j in self.jobs]
         lines += [f"not scheduled {s}" for s in self.skipped]
         return lines or ["no approved retention policies to schedule"]
+
+
+class RunList(BaseModel):
+    """Recent runs, for reading: listing never fails because a run did."""
+
+    runs: list[RunOut]
+
+    def text_lines(self) -> list[str]:
+        return [r.text_line() for r in self.runs] or ["no retention runs"]

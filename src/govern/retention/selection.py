@@ -92,11 +92,14 @@ def _held_by(table: Table, held: bool) -> ColumnElement[bool] | None:
         rtable_name, rcol_name = remote.split(".")
         rtable = table.metadata.tables[rtable_name]
         rpk = next(iter(rtable.primary_key.columns))
-        return table.columns[local].in_(
-            select(rpk).where(rtable.columns[rcol_name].in_(held_subject_ids()))
+        lcol = table.columns[local]
+        return and_(
+            lcol.is_not(None),
+            lcol.in_(select(rpk).where(rtable.columns[rcol_name].in_(held_subject_ids()))),
         )
     col = table.columns["id" if link == "id" else link]
-    return col.in_(held_subject_ids())
+    # NOT (NULL IN (...)) is NULL, which would drop rows without a subject: test NULL first.
+    return and_(col.is_not(None), col.in_(held_subject_ids()))
 
 
 def cutoff_value(bound: Bound, cutoff: dt.datetime) -> Any:
