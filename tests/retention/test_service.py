@@ -278,6 +278,7 @@ class _Hook(BaseHTTPRequestHandler):
 def test_alert_channels_log_and_webhook(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     from govern.retention import raise_alert
 
+    _Hook.received.clear()
     server = HTTPServer(("127.0.0.1", 0), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
