@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import migrations
+    from govern import migrations, retention
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -34,8 +34,13 @@ if TYPE_CHECKING:
         DependentDomainError,
         GovernError,
         MigrationError,
+        NotApprovedError,
+        PolicyError,
+        RestoreWindowError,
         UnknownDomainError,
+        UnknownPolicyError,
         UnknownRevisionError,
+        UnknownRunError,
         UsageError,
     )
     from govern.types import UTCDateTime
@@ -64,6 +69,12 @@ _LAZY: dict[str, str] = {
     "load_settings": "govern.config",
     "metadata": "govern.db",
     "migrations": "",
+    "retention": "",
+    "NotApprovedError": "govern.errors",
+    "PolicyError": "govern.errors",
+    "RestoreWindowError": "govern.errors",
+    "UnknownPolicyError": "govern.errors",
+    "UnknownRunError": "govern.errors",
     "personal": "govern.datamap",
     "data_map": "govern.datamap",
     "run_doctor": "govern.doctor",
@@ -81,11 +92,16 @@ __all__ = [
     "DoctorReport",
     "GovernError",
     "MigrationError",
+    "NotApprovedError",
+    "PolicyError",
+    "RestoreWindowError",
     "Settings",
     "TableEntry",
     "UTCDateTime",
     "UnknownDomainError",
+    "UnknownPolicyError",
     "UnknownRevisionError",
+    "UnknownRunError",
     "UsageError",
     "__version__",
     "create_engine",
@@ -96,6 +112,7 @@ __all__ = [
     "metadata",
     "migrations",
     "personal",
+    "retention",
     "run_doctor",
     "session_factory",
     "transaction",

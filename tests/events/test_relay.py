@@ -75,7 +75,9 @@ def test_jsonl_files_are_partitioned_by_utc_day(tmp_path: Path) -> None:
     sink = JsonlSink("files", sink_config({"kind": "jsonl", "directory": str(tmp_path)}))  # type: ignore[arg-type]
     late = dt.datetime(2026, 1, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))
     rows = [
-        OutboxRow(1, "a", "1", "govern.a.b", dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC), '{"id":"1"}'),
+        OutboxRow(
+            1, "a", "1", "govern.a.b", dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC), '{"id":"1"}'
+        ),
         OutboxRow(2, "a", "1", "govern.a.b", late, '{"id":"2"}'),
     ]
     sink.deliver(rows)
@@ -188,9 +190,12 @@ def test_replay_and_relay_refuse_bad_input_without_changes(engine: Engine, tmp_p
         ('[sinks.a]\nkind = "jsonl"\ndirectory = "x"\ncolour = 1\n', "colour"),
         ('[sinks.A]\nkind = "jsonl"\ndirectory = "x"\n', "sink name"),
         ('[sinks.a]\nkind = "webhook"\nurl = "http://h/x"\nsecret = "short"\n', "16"),
-        ('[sinks.a]\nkind = "webhook"\nurl = "file:///etc/x"\nsecret = "0123456789abcdefg"\n', "http"),
+        (
+            '[sinks.a]\nkind = "webhook"\nurl = "file:///etc/x"\nsecret = "0123456789abcdefg"\n',
+            "http",
+        ),
         ("[sinks.a\n", "TOML"),
-        ('[other]\nx = 1\n', "other"),
+        ("[other]\nx = 1\n", "other"),
     ],
 )
 def test_sink_config_is_strict(toml: str, match: str) -> None:
@@ -219,11 +224,18 @@ def test_kafka_messages_are_cloudevents_binary_mode(engine: Engine) -> None:
         stored = s.get(OutboxEvent, ev.id)
         assert stored is not None
         row = OutboxRow(
-            stored.id, stored.aggregatetype, stored.aggregateid, stored.type, stored.created_at, stored.payload
+            stored.id,
+            stored.aggregatetype,
+            stored.aggregateid,
+            stored.type,
+            stored.created_at,
+            stored.payload,
         )
     key, value, headers = kafka_message(row)
     assert key == b"k-7"
-    msg = KafkaMessage(headers={k: v for k, v in headers if isinstance(v, bytes)}, key=key, value=value)
+    msg = KafkaMessage(
+        headers={k: v for k, v in headers if isinstance(v, bytes)}, key=key, value=value
+    )
     parsed = from_binary(msg, JSONFormat())
     structured = parse_cloudevent(row.payload)
     assert parsed.get_attributes() == structured.get_attributes()
@@ -235,9 +247,7 @@ def test_kafka_sink_without_a_broker_keeps_the_backlog(engine: Engine) -> None:
     pytest.importorskip("confluent_kafka")
     _emit(engine, 2)
     sinks = {
-        "bus": sink_config(
-            {"kind": "kafka", "bootstrap_servers": "127.0.0.1:1", "timeout": 1.0}
-        )
+        "bus": sink_config({"kind": "kafka", "bootstrap_servers": "127.0.0.1:1", "timeout": 1.0})
     }
     report = relay(engine, sinks)
     assert not report.ok

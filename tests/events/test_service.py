@@ -67,7 +67,14 @@ def test_rolled_back_transaction_leaves_no_event(engine: Engine) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["consent.withdrawn", "govern.consent", "govern.Consent.withdrawn", "govern..x", "", "govern.a-b.c"],
+    [
+        "consent.withdrawn",
+        "govern.consent",
+        "govern.Consent.withdrawn",
+        "govern..x",
+        "",
+        "govern.a-b.c",
+    ],
 )
 def test_malformed_type_is_refused_and_nothing_written(engine: Engine, name: str) -> None:
     with transaction(engine) as s, pytest.raises(InvalidEventError, match="govern.<area>.<what>"):
@@ -123,7 +130,13 @@ def _emit_many(url: str, aggregate: str, n: int) -> None:
     try:
         for i in range(n):
             with transaction(eng) as s:
-                emit(s, type="govern.test.step", aggregate_type="t", aggregate_id=aggregate, data={"i": i})
+                emit(
+                    s,
+                    type="govern.test.step",
+                    aggregate_type="t",
+                    aggregate_id=aggregate,
+                    data={"i": i},
+                )
     finally:
         eng.dispose()
 
@@ -142,7 +155,8 @@ def _check_sequences(engine: Engine, expected: dict[str, int]) -> None:
 
 def test_sequences_gap_free_under_concurrent_threads(migrated_url: str, engine: Engine) -> None:
     threads = [
-        threading.Thread(target=_emit_many, args=(migrated_url, f"agg{i % 2}", 25)) for i in range(4)
+        threading.Thread(target=_emit_many, args=(migrated_url, f"agg{i % 2}", 25))
+        for i in range(4)
     ]
     for t in threads:
         t.start()
@@ -155,7 +169,9 @@ def test_sequences_gap_free_under_concurrent_threads(migrated_url: str, engine: 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_sequences_gap_free_under_concurrent_processes(migrated_url: str, engine: Engine) -> None:
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_emit_many, args=(migrated_url, f"agg{i % 2}", 30)) for i in range(4)]
+    procs = [
+        ctx.Process(target=_emit_many, args=(migrated_url, f"agg{i % 2}", 30)) for i in range(4)
+    ]
     for p in procs:
         p.start()
     for p in procs:

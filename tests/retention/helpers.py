@@ -47,7 +47,8 @@ def seed(engine: Engine, n: int, rng: random.Random, subjects: int = 3) -> list[
                 AnalyticsEvent(
                     subject_id=rng.choice([None, *(x.id for x in subs)]),
                     type=rng.choice(["view", "click"]),
-                    occurred_at=NOW - dt.timedelta(days=rng.randint(0, 900), seconds=rng.randint(0, 86399)),
+                    occurred_at=NOW
+                    - dt.timedelta(days=rng.randint(0, 900), seconds=rng.randint(0, 86399)),
                     properties={"n": rng.randint(0, 9), "x": rng.random()},
                 )
             )

@@ -46,7 +46,9 @@ def test_malformed_durations_are_refused(bad: str) -> None:
 
 @given(
     st.datetimes(
-        min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+        min_value=dt.datetime(1990, 1, 1),
+        max_value=dt.datetime(2100, 1, 1),
+        timezones=st.just(dt.UTC),
     ),
     st.integers(0, 40),
     st.integers(0, 400),
@@ -78,7 +80,11 @@ def test_months_and_days_go_back_monotonically(moment: dt.datetime, months: int,
             "SQL is refused",
         ),
         ({"filter": [{"column": "type", "op": "like", "value": "a"}]}, "filter[0].op", "Input"),
-        ({"filter": [{"column": "nope", "op": "eq", "value": "a"}]}, "filter[0].column", "no column"),
+        (
+            {"filter": [{"column": "nope", "op": "eq", "value": "a"}]},
+            "filter[0].column",
+            "no column",
+        ),
         ({"filter": [{"column": "occurred_at", "op": "lt", "value": 3}]}, "filter[0].value", "fit"),
         ({"filter": [{"column": "type", "op": "in", "value": []}]}, "filter[0]", "non-empty"),
         ({"table": "posts; DROP TABLE posts"}, "table", "SQL is refused"),
@@ -119,10 +125,14 @@ def test_defaults_cover_the_four_domains() -> None:
 
 def test_file_errors_name_the_policy(tmp_path: Path) -> None:
     f = tmp_path / "p.toml"
-    f.write_text('[[policy]]\nname = "x"\ntable = "subjects"\ntimestamp_column = "created_at"\n'
-                 'period = "P1Y"\nowner = "o"\npurpose = "p"\naction = "anonymise"\n'
-                 'columns = ["external_ref"]\n')
-    with pytest.raises(PolicyError, match=r"policy 'x' field columns: subjects.external_ref is a key"):
+    f.write_text(
+        '[[policy]]\nname = "x"\ntable = "subjects"\ntimestamp_column = "created_at"\n'
+        'period = "P1Y"\nowner = "o"\npurpose = "p"\naction = "anonymise"\n'
+        'columns = ["external_ref"]\n'
+    )
+    with pytest.raises(
+        PolicyError, match=r"policy 'x' field columns: subjects.external_ref is a key"
+    ):
         load_policies(f)
     f.write_text("[[policy]\n")
     with pytest.raises(PolicyError, match="not valid TOML"):

@@ -3,6 +3,7 @@ at a time across processes (PostgreSQL advisory lock, SQLite lease)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -130,7 +131,7 @@ def test_schedulers_in_many_processes_run_a_policy_once_at_a_time(
             runs = s.scalars(select(Run).order_by(Run.started_at)).all()
         assert len(runs) >= 2  # fired again after the first run finished
         assert all(r.status == "completed" and r.finished_at for r in runs)
-        for a, b in zip(runs, runs[1:], strict=False):
+        for a, b in itertools.pairwise(runs):
             assert a.finished_at is not None
             assert a.finished_at <= b.started_at, "two runs of one policy overlapped"
         assert sum(r.processed_rows for r in runs) == planned

@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -182,11 +182,19 @@ def test_unusual_volume_trips_against_previous_runs(engine: Engine) -> None:
     for _ in range(3):
         seed(engine, 4, random.Random(rng.random()), subjects=0)
         with transaction(engine) as s:
-            s.execute(AnalyticsEvent.__table__.update().values(occurred_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+            s.execute(
+                AnalyticsEvent.__table__.update().values(
+                    occurred_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+                )
+            )
         assert execute_run(engine, p, actor="t").status == "completed"
     seed(engine, 40, rng, subjects=0)
     with transaction(engine) as s:
-        s.execute(AnalyticsEvent.__table__.update().values(occurred_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+        s.execute(
+            AnalyticsEvent.__table__.update().values(
+                occurred_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+            )
+        )
     out = execute_run(engine, p, actor="t")
     assert out.status == "aborted"
     assert "unusual volume" in (out.detail or "")
@@ -263,7 +271,7 @@ def test_simulation_counts_equal_the_run(
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))

@@ -343,7 +343,7 @@ def bind(policy: Policy, metadata: MetaData) -> Bound:
             raise _fail(
                 n, "columns", f"{table.name}.{c} is NOT NULL; anonymise sets columns to NULL"
             )
-    values = []
+    values: list[Any] = []
     for i, cond in enumerate(policy.filter):
         col = table.columns.get(cond.column)
         if col is None:

@@ -62,9 +62,9 @@ def cascade_children(table: Table) -> list[Child]:
     return out
 
 
-def blocking_references(table: Table) -> list[tuple[ColumnClause[Any], ColumnClause[Any]]]:
+def blocking_references(table: Table) -> list[tuple[Any, Any]]:
     """``(child column, parent column)`` pairs of keys that would block or alter a delete."""
-    out = []
+    out: list[tuple[Any, Any]] = []
     for other in table.metadata.sorted_tables:
         for fk in other.foreign_keys:
             if fk.column.table is table and (fk.ondelete or "").upper() != "CASCADE":

@@ -65,6 +65,16 @@ MIN_HISTORY = 3
 AGGREGATE = "retention_run"
 
 
+def _quarantine() -> Table:
+    table = QuarantineRow.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _bind(session: Session, policy: Policy) -> Bound:
     from govern.db import load_models
 
@@ -487,7 +497,7 @@ def _quarantine_from(
     where: Any,
 ) -> Any:
     """``INSERT INTO retention_quarantine SELECT ... FROM table WHERE where``."""
-    q = QuarantineRow.__table__
+    q = _quarantine()
     key = next(iter(table.primary_key.columns))
     subj = subject_column(table)
     subject_value: Any = null()
@@ -508,7 +518,7 @@ def _quarantine_from(
 
 
 def _batch_keys(run: Run, seq: int, table: Table) -> Any:
-    q = QuarantineRow.__table__
+    q = _quarantine()
     key = next(iter(table.primary_key.columns))
     return select(cast(q.c.row_key, key.type).label(key.name)).where(
         q.c.run_id == run.id, q.c.batch == seq, q.c.table_name == table.name
@@ -560,7 +570,7 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
             res = session.execute(update(t).where(rng).values(dict.fromkeys(policy.columns)))
         else:
             res = session.execute(delete(t).where(rng))
-        n = res.rowcount or 0
+        n = _rowcount(res)
         if n != copied:
             raise UsageError(
                 f"run {run.id}: batch {seq} copied {copied} but changed {n} rows; retried"
@@ -588,8 +598,8 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
 def _insert_count(session: Session, ins: Any) -> int:
     """Rows an ``INSERT ... SELECT`` wrote (psycopg reports -1 for a compiled one)."""
     if session.get_bind().dialect.name != "postgresql":
-        return int(session.execute(ins).rowcount or 0)
-    q = QuarantineRow.__table__
+        return _rowcount(session.execute(ins))
+    q = _quarantine()
     done = ins.returning(q.c.id).cte("done")
     return int(session.execute(select(func.count()).select_from(done)).scalar_one())
 
@@ -599,7 +609,7 @@ def _move_pg(session: Session, run: Run, seq: int, bound: Bound, rng: Any) -> in
     t = bound.table
     key = bound.key
     ins = _quarantine_from(session, run, seq, t, rng)
-    q = QuarantineRow.__table__
+    q = _quarantine()
     copied = ins.returning(q.c.row_key).cte("copied")
     keys = select(cast(copied.c.row_key, key.type))
     if bound.policy.action == "anonymise":
@@ -676,6 +686,7 @@ def list_runs(session: Session, *, policy: str | None = None, limit: int = 20) -
 
 
 def _restore_sql(session: Session, table: Table, anonymised: Sequence[str] | None) -> str:
+    """The restore statement. Identifiers come from the metadata, quoted; values are bound."""
     qn = _quote(session, table.name)
     qt = _quote(session, QuarantineRow.__tablename__)
     key = next(iter(table.primary_key.columns))
@@ -735,7 +746,7 @@ def rollback(
             f"run {run_id}'s restore window ended {run.restore_until:%Y-%m-%d %H:%M} UTC"
         )
     md = load_models()
-    q = QuarantineRow.__table__
+    q = _quarantine()
     names = set(
         session.scalars(select(q.c.table_name).where(q.c.run_id == run_id).distinct()).all()
     )
@@ -766,7 +777,7 @@ def rollback(
                 text(_restore_sql(session, table, anonymised)),
                 {"run_id": _run_param(session, run_id), "table_name": table.name},
             )
-            n = res.rowcount or 0
+            n = _rowcount(res)
         restored[table.name] = n
         for k in session.scalars(keys.order_by(q.c.id)):
             events.emit(
@@ -797,7 +808,7 @@ def _run_param(session: Session, run_id: uuid.UUID) -> Any:
 
 def _restore_python(session: Session, table: Table, run_id: uuid.UUID) -> int:
     """SQLite before 3.41 has no ``unhex``: decode binary columns in Python."""
-    q = QuarantineRow.__table__
+    q = _quarantine()
     blobs = {c.name for c in table.columns if isinstance(c.type, LargeBinary)}
     rows = []
     for raw in session.scalars(
@@ -828,7 +839,7 @@ def purge_quarantine(
 ) -> PurgeOut:
     """Delete quarantined rows whose restore window has passed (or one run's, explicitly)."""
     now = now or utcnow()
-    q = QuarantineRow.__table__
+    q = _quarantine()
     if run_id is not None:
         run = get_run(session, run_id)
         if run.status in ("running", "failed"):
@@ -837,15 +848,11 @@ def purge_quarantine(
     else:
         where = and_(q.c.expires_at.is_not(None), q.c.expires_at < now)
     runs = sorted(set(session.scalars(select(q.c.run_id).where(where).distinct()).all()))
-    n = session.execute(delete(q).where(where)).rowcount or 0
-    for rid in runs:
-        run = session.get(Run, rid)
-        if run is not None and run.status == "completed":
-            run.status = "purged"
-    if run_id is not None and not runs:
-        run = session.get(Run, run_id)
-        if run is not None and run.status == "completed":
-            run.status = "purged"
+    n = _rowcount(session.execute(delete(q).where(where)))
+    for rid in runs if runs or run_id is None else [run_id]:
+        done = session.get(Run, rid)
+        if done is not None and done.status == "completed":
+            done.status = "purged"
     session.flush()
     audit.record(
         session,
