@@ -1,7 +1,7 @@
 """legal holds
 
 Revision ID: core_0006
-Revises: core_0001
+Revises: core_0002
 Create Date: 2026-11-27
 """
 
@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "core_0006"
 down_revision: str | Sequence[str] | None = "core_0002"

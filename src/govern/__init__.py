@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from govern import migrations, retention
+    from govern import events, migrations, retention
     from govern.config import Settings, load_settings
     from govern.datamap import ColumnEntry, TableEntry, data_map, governed, personal
     from govern.db import (
@@ -33,21 +33,39 @@ if TYPE_CHECKING:
         DatabaseError,
         DependentDomainError,
         GovernError,
+        InvalidEventError,
         MigrationError,
+        MissingExtraError,
         NotApprovedError,
         PolicyError,
         RestoreWindowError,
+        SinkConfigError,
+        SinkError,
         UnknownDomainError,
         UnknownPolicyError,
         UnknownRevisionError,
         UnknownRunError,
+        UnknownSinkError,
         UsageError,
     )
+    from govern.events import HookRegistry, emit, emit_tombstones, track_changes
     from govern.types import UTCDateTime
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    # events (issue 6)
+    "HookRegistry": "govern.events",
+    "InvalidEventError": "govern.errors",
+    "MissingExtraError": "govern.errors",
+    "SinkConfigError": "govern.errors",
+    "SinkError": "govern.errors",
+    "UnknownSinkError": "govern.errors",
+    "emit": "govern.events",
+    "emit_tombstones": "govern.events",
+    "events": "",
+    "track_changes": "govern.events",
+    # foundation
     "CheckResult": "govern.doctor",
     "ColumnEntry": "govern.datamap",
     "ConfigError": "govern.errors",
@@ -91,21 +109,30 @@ __all__ = [
     "DependentDomainError",
     "DoctorReport",
     "GovernError",
+    "HookRegistry",
+    "InvalidEventError",
     "MigrationError",
+    "MissingExtraError",
     "NotApprovedError",
     "PolicyError",
     "RestoreWindowError",
     "Settings",
+    "SinkConfigError",
+    "SinkError",
     "TableEntry",
     "UTCDateTime",
     "UnknownDomainError",
     "UnknownPolicyError",
     "UnknownRevisionError",
     "UnknownRunError",
+    "UnknownSinkError",
     "UsageError",
     "__version__",
     "create_engine",
     "data_map",
+    "emit",
+    "emit_tombstones",
+    "events",
     "governed",
     "load_models",
     "load_settings",
@@ -115,6 +142,7 @@ __all__ = [
     "retention",
     "run_doctor",
     "session_factory",
+    "track_changes",
     "transaction",
 ]
 

@@ -277,32 +277,22 @@ def cdc_relay(
 
 def cdc_status(settings: Settings) -> CdcStatusReport:
     """Show each sink's position, backlog and last error."""
-    from govern.db import create_engine, transaction
     from govern.events.relay import status
     from govern.events.sinks import load_sinks
 
     sinks = load_sinks(settings.sinks_file)
-    engine = create_engine(_url(settings))
-    try:
-        with transaction(engine) as session:
-            return status(session, sinks)
-    finally:
-        engine.dispose()
+    with _session(settings) as session:
+        return status(session, sinks)
 
 
 def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
     """Rewind a sink so that the next relay delivers again every event from an outbox id on."""
-    from govern.db import create_engine, transaction
     from govern.events.relay import replay
     from govern.events.sinks import load_sinks
 
     sinks = load_sinks(settings.sinks_file)
-    engine = create_engine(_url(settings))
-    try:
-        with transaction(engine) as session:
-            return replay(session, sinks, sink, from_id)
-    finally:
-        engine.dispose()
+    with _session(settings) as session:
+        return replay(session, sinks, sink, from_id)
 
 
 # --- retention: govern retention plan | run | approve | docs | rollback | ... ----------------

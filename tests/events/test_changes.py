@@ -19,7 +19,8 @@ def _events(engine: Engine) -> list[dict]:
     with session_factory(engine)() as s:
         rows = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
     for r in rows:
-        assert "alice@example.com" not in r.payload and "bob@example.com" not in r.payload
+        assert "alice@example.com" not in r.payload
+        assert "bob@example.com" not in r.payload
         assert "Alice" not in r.payload
     return [parse_cloudevent(r.payload) for r in rows]
 
@@ -46,7 +47,8 @@ def test_insert_update_delete_produce_envelopes(engine: Engine) -> None:
     assert {e.get_extension("partitionkey") for e in events} == {str(subject.id)}
     assert [e.get_extension("sequence") for e in events] == ["1", "2", "3"]
     created, updated, deleted = (e.get_data() for e in events)
-    assert created["op"] == "c" and created["before"] is None
+    assert created["op"] == "c"
+    assert created["before"] is None
     assert created["after"]["email"] == EMAIL_CATS
     assert created["after"]["status"] == "active"
     assert created["after"]["id"] == str(subject.id)
@@ -55,7 +57,8 @@ def test_insert_update_delete_produce_envelopes(engine: Engine) -> None:
     assert updated["before"]["status"] == "active"
     assert updated["after"]["status"] == "restricted"
     assert updated["after"]["email"] == EMAIL_CATS
-    assert deleted["op"] == "d" and deleted["after"] is None
+    assert deleted["op"] == "d"
+    assert deleted["after"] is None
     assert deleted["before"]["status"] == "restricted"
     assert isinstance(created["ts_ms"], int)
 

@@ -127,7 +127,8 @@ def test_down_webhook_keeps_backlog_then_catches_up(engine: Engine, receiver: Re
     with transaction(engine) as s:
         st = status(s, down).sinks[0]
     assert (st.backlog, st.position) == (7, 0)
-    assert st.last_error is not None and "secret" not in st.last_error
+    assert st.last_error is not None
+    assert "secret" not in st.last_error
     up = {"hook": sink_config(webhook(receiver.url))}
     assert relay(engine, up).ok
     assert receiver.ids() == list(range(1, 8))
@@ -165,7 +166,7 @@ def test_replay_rewinds_and_relay_delivers_again(engine: Engine, tmp_path: Path)
     assert (result.previous_position, result.position, result.backlog) == (10, 7, 3)
     assert relay(engine, sinks).sinks[0].delivered == 3
     ids = [int(json.loads(x)["id"]) for x in _lines(tmp_path)]
-    assert ids == list(range(1, 11)) + [8, 9, 10]
+    assert ids == [*range(1, 11), 8, 9, 10]
 
 
 def test_replay_and_relay_refuse_bad_input_without_changes(engine: Engine, tmp_path: Path) -> None:

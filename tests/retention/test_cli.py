@@ -102,7 +102,7 @@ def test_breaker_exits_1_and_alerts(
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
-        ('filter = "type = \'x\' OR 1=1"', "policy 'events' field filter: "),
+        ("filter = \"type = 'x' OR 1=1\"", "policy 'events' field filter: "),
         ('columns = ["id"]\naction = "anonymise"', "policy 'events' field columns: "),
     ],
 )

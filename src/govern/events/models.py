@@ -14,7 +14,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from govern.datamap import governed
+from govern.datamap import governed, not_personal
 from govern.db import CoreBase
 from govern.types.utc import UTCDateTime, utcnow
 
@@ -52,7 +52,9 @@ class OutboxEvent(CoreBase):
     type: Mapped[str] = mapped_column(String(128))
     sequence: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    payload: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(
+        Text, info=not_personal("CloudEvents carrying keys and categories, never personal values")
+    )
 
 
 class EventSink(CoreBase):

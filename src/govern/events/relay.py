@@ -111,7 +111,7 @@ def _read(engine: Engine, after: int, limit: int) -> list[OutboxRow]:
         .limit(limit)
     )
     with engine.connect() as conn:
-        return [OutboxRow(*r) for r in conn.execute(stmt)]
+        return [OutboxRow(*r) for r in conn.execute(stmt).all()]
 
 
 def _backlog(conn: Connection | Session, after: int) -> int:

@@ -145,31 +145,29 @@ def _txt(value: Any) -> ColumnElement[str]:
     return cast(literal(value, Text), Text)
 
 
-def _insert_events(
-    session: Session,
+def _param(name: str) -> ColumnElement[str]:
+    return cast(bindparam(name, type_=Text), Text)
+
+
+def _build_insert(
+    pg: bool,
     rows: Select[Any],
-    *,
-    event_type: str,
-    aggregate_type: str,
     data: Callable[[Any, Callable[..., Any]], ColumnElement[Any]],
-    subject: str | None,
-    source: str,
-    now: dt.datetime,
-    returning: bool,
+    with_subject: bool,
 ) -> Any:
     """``INSERT ... SELECT`` one outbox row per row of ``rows`` (which has a column ``aid``).
 
-    ``data(s, json_object)`` builds the CloudEvent ``data`` from the CTE's columns.
+    Values come as bind parameters (``etype``, ``atype``, ``source``, ``subject``,
+    ``ctime``, ``now``), so that one statement object, built once, serves every call
+    (SQLAlchemy then reuses its compiled form). ``data(s, json_object)`` builds the
+    CloudEvent ``data`` from the CTE's columns.
     """
-    _lock(session)
-    conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
     o = _table().alias("o")
     t = _table()
     src = rows.subquery("src")
     seq = (
         select(func.coalesce(func.max(o.c.sequence), 0) + 1)
-        .where(o.c.aggregatetype == _txt(aggregate_type), o.c.aggregateid == src.c.aid)
+        .where(o.c.aggregatetype == _param("atype"), o.c.aggregateid == src.c.aid)
         .scalar_subquery()
     )
     if pg:
@@ -192,21 +190,21 @@ def _insert_events(
         "id",
         cast(s.c.id, Text),
         "source",
-        _txt(source),
+        _param("source"),
         "type",
-        _txt(event_type),
+        _param("etype"),
     ]
-    if subject is not None:
-        fields += ["subject", _txt(subject)]
+    if with_subject:
+        fields += ["subject", _param("subject")]
     fields += [
         "time",
-        _txt(cloudevent_time(now)),
+        _param("ctime"),
         "datacontenttype",
         _txt("application/json"),
         "partitionkey",
         s.c.aid,
         "aggregatetype",
-        _txt(aggregate_type),
+        _param("atype"),
         "sequence",
         cast(s.c.seq, Text),
         "data",
@@ -215,22 +213,55 @@ def _insert_events(
     payload = json_object(*[_txt(f) if isinstance(f, str) else f for f in fields])
     if pg:
         payload = cast(payload, Text)
-    stmt = insert(t).from_select(
+    return insert(t).from_select(
         ["id", "aggregatetype", "aggregateid", "type", "sequence", "created_at", "payload"],
         select(
             s.c.id,
-            _txt(aggregate_type),
+            _param("atype"),
             s.c.aid,
-            _txt(event_type),
+            _param("etype"),
             s.c.seq,
-            literal(now, t.c.created_at.type),
+            bindparam("now", type_=t.c.created_at.type),
             payload,
         ),
     )
-    if returning:
-        return conn.execute(stmt.returning(t.c.payload)).scalars().all()
-    # rowcount of INSERT ... SELECT is -1 on SQLite; count the returned ids instead.
-    return len(conn.execute(stmt.returning(t.c.id)).all())
+
+
+def _params(
+    event_type: str, aggregate_type: str, subject: str | None, source: str, now: dt.datetime
+) -> dict[str, Any]:
+    params = {
+        "etype": event_type,
+        "atype": aggregate_type,
+        "source": source,
+        "ctime": cloudevent_time(now),
+        "now": now,
+    }
+    if subject is not None:
+        params["subject"] = subject
+    return params
+
+
+def _emit_data(pg: bool) -> Callable[[Any, Callable[..., Any]], ColumnElement[Any]]:
+    def build(s: Any, json_object: Callable[..., Any]) -> ColumnElement[Any]:
+        doc = bindparam("data", type_=Text)
+        return cast(cast(doc, Text), PG_JSON()) if pg else func.json(doc)
+
+    return build
+
+
+_EMIT_STATEMENTS: dict[tuple[bool, bool], Any] = {}
+
+
+def _emit_statement(pg: bool, with_subject: bool) -> Any:
+    key = (pg, with_subject)
+    stmt = _EMIT_STATEMENTS.get(key)
+    if stmt is None:
+        rows = select(_param("aid").label("aid"))
+        stmt = _build_insert(pg, rows, _emit_data(pg), with_subject)
+        stmt = stmt.returning(_table().c.payload)
+        _EMIT_STATEMENTS[key] = stmt
+    return stmt
 
 
 def _track(session: Session, payloads: list[str]) -> list[Event]:
@@ -275,23 +306,12 @@ def emit(
         raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
     if not isinstance(source, str) or not 0 < len(source) <= 256:
         raise InvalidEventError("source must be a non-empty URI-reference")
-    pg = session.connection().dialect.name == "postgresql"
-
-    def build(s: Any, json_object: Callable[..., Any]) -> ColumnElement[Any]:
-        doc = bindparam("data", data_json, type_=Text)
-        return cast(cast(doc, Text), PG_JSON()) if pg else func.json(doc)
-
-    payloads = _insert_events(
-        session,
-        select(_txt(aid).label("aid")),
-        event_type=type,
-        aggregate_type=aggregate_type,
-        data=build,
-        subject=subject,
-        source=source,
-        now=utcnow(),
-        returning=True,
-    )
+    _lock(session)
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    params = _params(type, aggregate_type, subject, source, utcnow())
+    params.update(aid=aid, data=data_json)
+    payloads = conn.execute(_emit_statement(pg, subject is not None), params).scalars().all()
     return _track(session, list(payloads))[0]
 
 
@@ -389,17 +409,11 @@ def emit_tombstones(
             cast(literal(True), Boolean) if pg else func.json("true"),
         )
 
-    result = _insert_events(
-        session,
-        rows,
-        event_type=type,
-        aggregate_type=aggregate_type,
-        data=build,
-        subject=None,
-        source=SOURCE,
-        now=now,
-        returning=HOOKS_KEY in session.info,
-    )
-    if isinstance(result, int):
-        return result
-    return len(_track(session, list(result)))
+    _lock(session)
+    stmt = _build_insert(pg, rows, build, with_subject=False)
+    params = _params(type, aggregate_type, None, SOURCE, now)
+    if HOOKS_KEY in session.info:
+        payloads = session.connection().execute(stmt.returning(_table().c.payload), params)
+        return len(_track(session, list(payloads.scalars())))
+    # rowcount of INSERT ... SELECT is -1 on SQLite; count the returned ids instead.
+    return len(session.connection().execute(stmt.returning(_table().c.id), params).all())

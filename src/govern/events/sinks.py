@@ -159,10 +159,18 @@ class JsonlSink:
         self._checked.add(path)
 
     def deliver(self, batch: Sequence[OutboxRow]) -> None:
-        groups: dict[Path, list[str]] = {}
+        groups: dict[dt.date, list[str]] = {}
         for row in batch:
-            groups.setdefault(self.path_for(row.created_at), []).append(row.payload)
-        for path, lines in groups.items():
+            stamp = row.created_at
+            if stamp.tzinfo is not dt.UTC:
+                stamp = stamp.astimezone(dt.UTC)
+            day = stamp.date()
+            lines = groups.get(day)
+            if lines is None:
+                lines = groups[day] = []
+            lines.append(row.payload)
+        for day, lines in groups.items():
+            path = self.config.directory / f"date={day.isoformat()}" / "events.jsonl"
             try:
                 self._repair(path)
                 with path.open("ab") as fh:

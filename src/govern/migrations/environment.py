@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from govern.migrations import checksums
 
@@ -68,12 +68,21 @@ def _configure(context: Any, connection: Connection | None, url: str | None) -> 
         context.configure(connection=connection, on_version_apply=_on_version_apply, **opts)
 
 
+def _set_sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """Switch SQLite's foreign keys outside SQLAlchemy's transaction (the PRAGMA is a no-op
+    inside one). When the caller already holds a transaction, leave the setting alone."""
+    if connection.in_transaction():
+        return
+    raw: Any = connection.connection
+    driver = getattr(raw, "driver_connection", None) or getattr(raw, "dbapi_connection", raw)
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
 def _run_online(context: Any, connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         # Batch table rebuilds drop and rename tables; keys are checked after the run instead.
-        # The PRAGMA is a no-op inside a transaction, so it goes to the driver first.
-        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        _set_sqlite_foreign_keys(connection, on=False)
     try:
         _configure(context, connection, None)
         with context.begin_transaction():
@@ -85,7 +94,7 @@ def _run_online(context: Any, connection: Connection) -> None:
                     raise RuntimeError(f"foreign key check failed after migration on {bad[0][0]}")
     finally:
         if sqlite:
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+            _set_sqlite_foreign_keys(connection, on=True)
 
 
 def run(context: Any) -> None:
@@ -97,6 +106,11 @@ def run(context: Any) -> None:
             context.run_migrations()
         return
     connection = config.attributes.get("connection")
+    if isinstance(connection, Engine):  # pytest-alembic hands over an engine
+        with connection.connect() as conn:
+            _run_online(context, conn)
+            conn.commit()
+        return
     if connection is not None:
         _run_online(context, connection)
         return
