@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "core_0007"
 down_revision: str | Sequence[str] | None = "core_0006"
 branch_labels: str | Sequence[str] | None = None
