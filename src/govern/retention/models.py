@@ -27,6 +27,8 @@ from govern.types.utc import UTCDateTime, utcnow
 BigId = BigInteger().with_variant(Integer, "sqlite")
 SCHEDULER_JOBS_TABLE = "retention_scheduler_jobs"
 
+_POLICY = not_personal("a retention policy's name")
+_TABLE = not_personal("the name of a governed table")
 _OWNER = {"owner": "team-governance", "steward": "dpo@example.com"}
 
 
@@ -66,7 +68,7 @@ class Approval(CoreBase):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    policy_name: Mapped[str] = mapped_column(String(64))
+    policy_name: Mapped[str] = mapped_column(String(64), info=_POLICY)
     content_hash: Mapped[str] = mapped_column(String(64))
     approved_by: Mapped[str] = mapped_column(String(150))
     note: Mapped[str | None] = mapped_column(
@@ -91,9 +93,9 @@ class Run(CoreBase):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    policy_name: Mapped[str] = mapped_column(String(64))
+    policy_name: Mapped[str] = mapped_column(String(64), info=_POLICY)
     content_hash: Mapped[str] = mapped_column(String(64))
-    table_name: Mapped[str] = mapped_column(String(64))
+    table_name: Mapped[str] = mapped_column(String(64), info=_TABLE)
     action: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), index=True)
     cutoff: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -165,7 +167,7 @@ class QuarantineRow(CoreBase):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("retention_runs.id"))
     batch: Mapped[int] = mapped_column(Integer)
-    table_name: Mapped[str] = mapped_column(String(64))
+    table_name: Mapped[str] = mapped_column(String(64), info=_TABLE)
     row_key: Mapped[str] = mapped_column(
         String(200), info=not_personal("the row's surrogate primary key as text")
     )
@@ -190,7 +192,7 @@ class Alert(CoreBase):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    policy_name: Mapped[str | None] = mapped_column(String(64))
+    policy_name: Mapped[str | None] = mapped_column(String(64), info=_POLICY)
     run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     message: Mapped[str] = mapped_column(
         String(500), info=not_personal("counts, limits and names, never row values")
