@@ -18,6 +18,7 @@ from govern.config import Settings
 KEK_BYTES = b"KEKSECRET-" + bytes(range(22))
 SECRETS = {
     "kek": base64.b64encode(KEK_BYTES).decode(),
+    "alert_webhook_url": "https://hooks.example.com/T0-webhook-leak-canary",
 }
 DB_PASSWORD = "DbPassw0rd-leak-canary"
 
@@ -29,6 +30,9 @@ COMMANDS = [
     ("migrate", "check"),
     ("migrate", "history"),
     ("migrate", "sql"),
+    ("retention", "plan"),
+    ("retention", "list"),
+    ("retention", "docs"),
     ("migrate", "down", "--domain", "community"),
     ("config", "show"),
     ("config", "show", "--json"),
