@@ -50,3 +50,13 @@ def versions(url: str) -> set[str]:
             return {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
     finally:
         engine.dispose()
+
+
+def keyed_engine(url: str) -> Any:
+    """An engine with an in-memory keyring bound, for tests that write the domains' tables."""
+    from govern.keys import bind_keyring
+    from govern.testing import memory_keyring
+
+    engine = create_engine(url)
+    bind_keyring(engine, memory_keyring())
+    return engine

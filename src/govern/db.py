@@ -78,6 +78,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "govern.events.models",
     "govern.keys.models",
     "govern.consent.models",
+    "govern.retention.models",
 )
 """Modules whose import registers govern's tables: the domains, then each capability's models."""
 

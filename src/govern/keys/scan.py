@@ -99,7 +99,7 @@ def model_gaps(metadata: MetaData) -> list[ModelGap]:
         table = metadata.tables[entry.name]
         for col in entry.columns:
             kind = (col.protection or "").split("+")[0]
-            if kind not in PROTECTIONS and kind != "pseudonymous":
+            if kind not in PROTECTIONS and kind not in ("pseudonymous", "inherited"):
                 typ = table.c[col.name].type
                 gaps.append(
                     ModelGap(
