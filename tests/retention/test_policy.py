@@ -130,8 +130,15 @@ def test_file_errors_name_the_policy(tmp_path: Path) -> None:
         'period = "P1Y"\nowner = "o"\npurpose = "p"\naction = "anonymise"\n'
         'columns = ["external_ref"]\n'
     )
+    # external_ref is encrypted: its uniqueness lives on the blind-index twin, and the
+    # column itself is NOT NULL, which is what stops anonymising it (to NULL).
     with pytest.raises(
-        PolicyError, match=r"policy 'x' field columns: subjects.external_ref is a key"
+        PolicyError, match=r"policy 'x' field columns: subjects.external_ref is NOT NULL"
+    ):
+        load_policies(f)
+    f.write_text(f.read_text().replace('["external_ref"]', '["external_ref_index"]'))
+    with pytest.raises(
+        PolicyError, match=r"policy 'x' field columns: subjects.external_ref_index is a key"
     ):
         load_policies(f)
     f.write_text("[[policy]\n")
@@ -139,3 +146,20 @@ def test_file_errors_name_the_policy(tmp_path: Path) -> None:
         load_policies(f)
     with pytest.raises(PolicyError, match="cannot read"):
         load_policies(tmp_path / "missing.toml")
+
+
+def test_anonymise_also_nulls_blind_index_twins() -> None:
+    from govern.db import load_models
+    from govern.retention.policy import Policy, bind
+
+    p = Policy(
+        name="emails",
+        table="subjects",
+        timestamp_column="created_at",
+        period="P1Y",
+        action="anonymise",
+        columns=("email", "phone"),
+        owner="o",
+        purpose="p",
+    )
+    assert bind(p, load_models()).nulled == ("email", "phone", "email_index")

@@ -305,3 +305,136 @@ def test_alert_channels_log_and_webhook(engine: Engine, caplog: pytest.LogCaptur
     assert [(r["kind"], r["policy"]) for r in _Hook.received] == [("run_missed", "events")]
     assert "run_missed policy=events" in caplog.text
     assert "127.0.0.1:1" not in caplog.text
+
+
+@pytest.fixture
+def kek_engine(migrated_url: str) -> Iterator[Engine]:
+    """Keys in ``data_keys`` under a KEK, so that ``govern scan encryption`` knows them."""
+    import base64
+    import os
+
+    from govern.config import load_settings
+    from govern.db import create_engine
+    from govern.keys import attach
+
+    kek = base64.b64encode(os.urandom(32)).decode()
+    eng = create_engine(migrated_url)
+    attach(eng, load_settings({"GOVERN_DATABASE_URL": migrated_url, "GOVERN_KEK": kek}))
+    yield eng
+    eng.dispose()
+
+
+def _subjects_policy() -> Policy:
+    return Policy(
+        name="old-subjects",
+        table="subjects",
+        timestamp_column="created_at",
+        period="P1Y",
+        owner="o",
+        purpose="p",
+        batch_size=2,
+    )
+
+
+def _seed_subjects(engine: Engine) -> list[uuid.UUID]:
+    from govern.domains.core import Subject
+
+    with transaction(engine) as s:
+        subs = [
+            Subject(
+                external_ref=f"ext-{i}",
+                email=f"person{i}@example.com",
+                phone=None if i % 2 else f"+4470000000{i}",
+                given_name=f"Given{i}",
+                birth_date=dt.date(1980, 1, 1 + i),
+                created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+            )
+            for i in range(5)
+        ]
+        s.add_all(subs)
+        s.flush()
+        return [x.id for x in subs]
+
+
+def test_encrypted_rows_quarantine_as_sealed_hex_and_roll_back_byte_identical(
+    kek_engine: Engine,
+) -> None:
+    engine = kek_engine
+    from govern.domains.core import Subject
+    from govern.keys import scan_encryption
+    from govern.types.blind_index import lookup
+
+    ids = _seed_subjects(engine)
+    p = _subjects_policy()
+    approved(engine, p)
+    before = raw(engine, "subjects")
+    out = execute_run(engine, p, actor="t")
+    assert (out.status, out.processed_rows) == ("completed", 5)
+    assert raw(engine, "subjects") == []
+    stored = {r[0]: r for r in before}
+    cols = [c.name for c in Subject.__table__.columns]
+    with transaction(engine) as s:
+        copies = s.scalars(select(QuarantineRow.row)).all()
+    assert len(copies) == 5
+    for copy in copies:
+        text = copy if isinstance(copy, str) else json.dumps(copy)
+        assert "example.com" not in text
+        assert "Given" not in text
+        assert "ext-" not in text
+        doc = json.loads(text)
+        key = next(k for k in stored if str(k).replace("-", "") == doc["id"].replace("-", ""))
+        email = bytes(stored[key][cols.index("email")])
+        assert bytes.fromhex(doc["email"]) == email  # the envelope, exactly as stored
+    assert scan_encryption(engine).ok
+    with transaction(engine) as s:
+        rollback(s, out.id, actor="t")  # type: ignore[arg-type]
+    assert raw(engine, "subjects") == before
+    with transaction(engine) as s:
+        back = {x.id: x for x in s.scalars(select(Subject))}
+        assert sorted(back) == sorted(ids)
+        for i, sid in enumerate(ids):
+            assert back[sid].email == f"person{i}@example.com"
+            assert back[sid].external_ref == f"ext-{i}"
+            assert back[sid].birth_date == dt.date(1980, 1, 1 + i)
+            assert back[sid].phone == (None if i % 2 else f"+4470000000{i}")
+        assert [x.id for x in lookup(s, Subject.email, "person3@example.com")] == [ids[3]]
+
+
+def test_shredded_rows_roll_back_readable(engine: Engine) -> None:
+    seed(engine, 30, random.Random(11))
+    p = events_policy()
+    approved(engine, p)
+    with transaction(engine) as s:
+        props = {e.id: e.properties for e in s.scalars(select(AnalyticsEvent))}
+    out = execute_run(engine, p, actor="t")
+    assert out.processed_rows > 0
+    with transaction(engine) as s:
+        rollback(s, out.id, actor="t")  # type: ignore[arg-type]
+    with transaction(engine) as s:
+        assert props == {e.id: e.properties for e in s.scalars(select(AnalyticsEvent))}
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("email", "ann@example.com"), ("email", "zz"), ("external_ref_index", "00ff"), ("phone", 7)],
+)
+def test_scan_finds_plaintext_planted_in_quarantine(
+    kek_engine: Engine, column: str, value: Any
+) -> None:
+    engine = kek_engine
+    from govern.keys import scan_encryption
+
+    _seed_subjects(engine)
+    p = _subjects_policy()
+    approved(engine, p)
+    out = execute_run(engine, p, actor="t")
+    assert scan_encryption(engine).ok
+    with transaction(engine) as s:
+        row = s.scalars(select(QuarantineRow).limit(1)).one()
+        doc = json.loads(row.row) if isinstance(row.row, str) else dict(row.row)
+        doc[column] = value
+        s.add(QuarantineRow(run_id=out.id, batch=99, table_name="subjects", row_key="x", row=doc))
+    report = scan_encryption(engine)
+    bad = {f"{c.table}.{c.column}": c.bad for c in report.columns if c.bad}
+    assert bad == {"retention_quarantine.row": 1}
+    assert not report.ok

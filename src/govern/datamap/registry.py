@@ -24,13 +24,17 @@ def personal(*categories: str, **extra: Any) -> dict[str, Any]:
     return {"categories": list(categories), **extra}
 
 
-def sealed_copies(*categories: str) -> dict[str, Any]:
+def sealed_copies(*categories: str, source_table: str | None = None) -> dict[str, Any]:
     """Column ``info`` for copies of other tables' rows as stored (quarantine, archives).
 
     Protected source columns arrive already sealed (envelopes, tokens), so the copy keeps
-    its source's protection; the data map reports it as ``"inherited"``.
+    its source's protection; the data map reports it as ``"inherited"``. With
+    ``source_table`` (the column naming each row's source table) the copy is a JSON object
+    of the source's columns, binary values as hex, and ``govern scan encryption`` checks
+    that every protected source column in it is still sealed.
     """
-    return personal(*categories, protection="inherited")
+    extra = {} if source_table is None else {"source_table": source_table}
+    return personal(*categories, protection="inherited", **extra)
 
 
 def not_personal(reason: str) -> dict[str, Any]:

@@ -148,6 +148,8 @@ class RunBatch(CoreBase):
 class QuarantineRow(CoreBase):
     """A row a run removed or anonymised, as JSON of its stored values, until purged.
 
+    Binary values (envelopes, blind indexes) are hex of the stored bytes: still sealed.
+
     ``expires_at`` ends the restore window; archived rows (``archive_then_delete``) have
     none and stay until purged explicitly.
     """
@@ -173,7 +175,10 @@ class QuarantineRow(CoreBase):
     )
     subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     row: Mapped[Any] = mapped_column(
-        JSON, info=sealed_copies("user.content.private", "user.behavior", "user.device")
+        JSON,
+        info=sealed_copies(
+            "user.content.private", "user.behavior", "user.device", source_table="table_name"
+        ),
     )
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
 

@@ -280,6 +280,8 @@ class Bound:
     key: Column[Any]
     stamp: Column[Any]
     values: tuple[Any, ...]
+    nulled: tuple[str, ...] = ()
+    """What ``anonymise`` sets to NULL: ``columns`` and their blind-index twins."""
 
 
 def _fail(policy: str, field: str, msg: str) -> PolicyError:
@@ -343,6 +345,14 @@ def bind(policy: Policy, metadata: MetaData) -> Bound:
             raise _fail(
                 n, "columns", f"{table.name}.{c} is NOT NULL; anonymise sets columns to NULL"
             )
+    nulled = anonymised_columns(table, policy.columns)
+    for c in nulled[len(policy.columns) :]:
+        if not table.columns[c].nullable:
+            raise _fail(
+                n,
+                "columns",
+                f"{table.name}.{c} (a blind index of an anonymised column) is NOT NULL",
+            )
     values: list[Any] = []
     for i, cond in enumerate(policy.filter):
         col = table.columns.get(cond.column)
@@ -354,7 +364,21 @@ def bind(policy: Policy, metadata: MetaData) -> Bound:
             values.append(None)
         else:
             values.append(_coerce(col, cond.value, n, f"filter[{i}].value"))
-    return Bound(policy=policy, table=table, key=pk[0], stamp=stamp, values=tuple(values))
+    return Bound(
+        policy=policy, table=table, key=pk[0], stamp=stamp, values=tuple(values), nulled=nulled
+    )
+
+
+def anonymised_columns(table: Table, columns: Sequence[str]) -> tuple[str, ...]:
+    """``columns`` followed by their blind-index twins, which would still link the values."""
+    twins = [
+        c.name
+        for c in table.columns
+        if getattr(c.type, "protection", None) == "blind-index"
+        and getattr(c.type, "source", None) in columns
+        and c.name not in columns
+    ]
+    return (*columns, *twins)
 
 
 def _in_unique_index(table: Table, column: str) -> bool:

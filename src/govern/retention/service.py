@@ -4,9 +4,10 @@ Every function here takes a :class:`~sqlalchemy.orm.Session` and never commits, 
 drivers in :mod:`govern.retention.runner`, which commit one batch at a time on purpose.
 
 Quarantine copies rows as JSON of their *stored* values, built by the database
-(``json_object`` on SQLite, ``row_to_json`` on PostgreSQL) and put back with
-``json_extract`` / ``json_populate_record``, so a rollback restores byte-identical rows
-without loading them into Python.
+(``json_object`` on SQLite, ``json_build_object`` on PostgreSQL; binary columns, the
+encrypted ones included, as hex) and put back with ``json_extract`` /
+``json_populate_record`` and ``decode(..., 'hex')``, so a rollback restores byte-identical
+rows, envelopes still sealed, without decrypting anything.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 from sqlalchemy import (
     Float,
     LargeBinary,
+    Numeric,
     Table,
+    Text,
     and_,
     case,
     cast,
@@ -40,7 +43,14 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.errors import NotApprovedError, RestoreWindowError, UnknownRunError, UsageError
 from govern.retention.models import Alert, Approval, PolicyVersion, QuarantineRow, Run, RunBatch
-from govern.retention.policy import Bound, Duration, Policy, PolicySet, bind
+from govern.retention.policy import (
+    Bound,
+    Duration,
+    Policy,
+    PolicySet,
+    anonymised_columns,
+    bind,
+)
 from govern.retention.schemas import (
     AlertOut,
     ApprovalOut,
@@ -471,22 +481,62 @@ def _quote(session: Session, name: str) -> str:
     return session.get_bind().dialect.identifier_preparer.quote(name)
 
 
-def _row_json(session: Session, table: Table) -> Any:
-    """An expression for the JSON of a row's stored values, built by the database."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import literal_column
+def is_binary(col: Any) -> bool:
+    """True for binary columns, the protected types (``impl = LargeBinary``) included."""
+    typ = col.type
+    return isinstance(typ, LargeBinary) or isinstance(
+        getattr(typ, "impl_instance", None), LargeBinary
+    )
 
-        return func.row_to_json(literal_column(_quote(session, table.name)))
+
+def binary_columns(table: Table) -> list[str]:
+    return [c.name for c in table.columns if is_binary(c)]
+
+
+# json_object / json_build_object take at most 127 / 100 arguments: build wide rows in parts.
+_JSON_PART = 40
+
+
+def _row_json(session: Session, table: Table) -> Any:
+    """An expression for the JSON of a row's stored values, built by the database.
+
+    Binary columns (envelopes, blind indexes, plain blobs) are hex text, so the copy is
+    lossless on both backends and keeps the sealed bytes exactly as stored; REALs on
+    SQLite are printed with 17 significant digits, which round-trip exactly.
+    """
+    pg = session.get_bind().dialect.name == "postgresql"
     parts: list[Any] = []
     for col in table.columns:
         value: Any = col
-        if isinstance(col.type, LargeBinary):
-            value = func.hex(col)
-        elif isinstance(col.type, Float):
+        if is_binary(col):
+            value = (
+                func.encode(col, "hex")
+                if pg
+                else case((col.is_(None), null()), else_=func.hex(col))
+            )
+        elif not pg and isinstance(col.type, Numeric | Float):
             # json_object prints REALs with 15 digits; 17 round-trip exactly.
-            value = case((col.is_(None), null()), else_=func.printf("%!.17g", col))
-        parts += [literal(col.name), value]
-    return func.json_object(*parts)
+            value = case((func.typeof(col) == "real", func.printf("%!.17g", col)), else_=col)
+        parts.append((cast(literal(col.name), Text), value))
+    build = func.json_build_object if pg else func.json_object
+    chunks = [
+        build(*[x for pair in parts[i : i + _JSON_PART] for x in pair])
+        for i in range(0, len(parts), _JSON_PART)
+    ]
+    if len(chunks) == 1:
+        return chunks[0]
+    if pg:
+        from sqlalchemy.dialects.postgresql import JSON as PG_JSON
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        merged: Any = cast(chunks[0], JSONB)
+        for c in chunks[1:]:
+            merged = merged.op("||")(cast(c, JSONB))
+        return cast(merged, PG_JSON)
+    merged = chunks[0]
+    for c in chunks[1:]:
+        merged = func.json_patch(merged, c)
+    return merged
 
 
 def _quarantine_from(
@@ -567,7 +617,7 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
     else:
         copied = _insert_count(session, _quarantine_from(session, run, seq, t, rng))
         if policy.action == "anonymise":
-            res = session.execute(update(t).where(rng).values(dict.fromkeys(policy.columns)))
+            res = session.execute(update(t).where(rng).values(dict.fromkeys(bound.nulled)))
         else:
             res = session.execute(delete(t).where(rng))
         n = _rowcount(res)
@@ -613,7 +663,7 @@ def _move_pg(session: Session, run: Run, seq: int, bound: Bound, rng: Any) -> in
     copied = ins.returning(q.c.row_key).cte("copied")
     keys = select(cast(copied.c.row_key, key.type))
     if bound.policy.action == "anonymise":
-        change: Any = update(t).where(key.in_(keys)).values(dict.fromkeys(bound.policy.columns))
+        change: Any = update(t).where(key.in_(keys)).values(dict.fromkeys(bound.nulled))
     else:
         change = delete(t).where(key.in_(keys))
     changed = change.returning(key).cte("changed")
@@ -686,22 +736,35 @@ def list_runs(session: Session, *, policy: str | None = None, limit: int = 20) -
 
 
 def _restore_sql(session: Session, table: Table, anonymised: Sequence[str] | None) -> str:
-    """The restore statement. Identifiers come from the metadata, quoted; values are bound."""
+    """The restore statement. Identifiers come from the metadata, quoted; values are bound.
+
+    On PostgreSQL binary columns are decoded from hex with ``decode(..., 'hex')`` and the
+    other columns typed by ``json_populate_record``; SQLite tables with binary columns
+    are restored by :func:`_restore_python` instead (``unhex`` needs SQLite 3.41).
+    """
     qn = _quote(session, table.name)
     qt = _quote(session, QuarantineRow.__tablename__)
     key = next(iter(table.primary_key.columns))
     qk = _quote(session, key.name)
     pg = session.get_bind().dialect.name == "postgresql"
     where = "q.run_id = :run_id AND q.table_name = :table_name"
+    blobs = set(binary_columns(table))
     if pg:
+
+        def value(name: str) -> str:
+            qc = _quote(session, name)
+            if name in blobs:
+                return f"decode(q.row ->> '{name}', 'hex')"
+            return f"r.{qc}"
+
         if anonymised is not None:
-            sets = ", ".join(f"{_quote(session, c)} = r.{_quote(session, c)}" for c in anonymised)
+            sets = ", ".join(f"{_quote(session, c)} = {value(c)}" for c in anonymised)
             return (
                 f"UPDATE {qn} SET {sets} FROM {qt} q, json_populate_record(NULL::{qn}, q.row) r "
                 f"WHERE {where} AND {qn}.{qk} = r.{qk}"
             )
         cols = ", ".join(_quote(session, c.name) for c in table.columns)
-        rcols = ", ".join(f"r.{_quote(session, c.name)}" for c in table.columns)
+        rcols = ", ".join(value(c.name) for c in table.columns)
         return (
             f"INSERT INTO {qn} ({cols}) SELECT {rcols} FROM {qt} q "
             f"CROSS JOIN LATERAL json_populate_record(NULL::{qn}, q.row) r WHERE {where} "
@@ -758,6 +821,7 @@ def rollback(
     restored: dict[str, int] = {}
     for table in order:
         key = next(iter(table.primary_key.columns))
+        nulled = None if anonymised is None else list(anonymised_columns(table, anonymised))
         keys = select(cast(q.c.row_key, key.type)).where(
             q.c.run_id == run_id, q.c.table_name == table.name
         )
@@ -768,13 +832,11 @@ def rollback(
                     f"cannot roll back run {run_id}: {clash} key(s) of {table.name} are in use "
                     "by rows written since"
                 )
-        if session.get_bind().dialect.name == "sqlite" and any(
-            isinstance(c.type, LargeBinary) for c in table.columns
-        ):
-            n = _restore_python(session, table, run_id)
+        if session.get_bind().dialect.name == "sqlite" and binary_columns(table):
+            n = _restore_python(session, table, run_id, nulled)
         else:
             res = session.execute(
-                text(_restore_sql(session, table, anonymised)),
+                text(_restore_sql(session, table, nulled)),
                 {"run_id": _run_param(session, run_id), "table_name": table.name},
             )
             n = _rowcount(res)
@@ -806,10 +868,17 @@ def _run_param(session: Session, run_id: uuid.UUID) -> Any:
     return str(run_id) if session.get_bind().dialect.name == "postgresql" else run_id.hex
 
 
-def _restore_python(session: Session, table: Table, run_id: uuid.UUID) -> int:
-    """SQLite before 3.41 has no ``unhex``: decode binary columns in Python."""
+def _restore_python(
+    session: Session, table: Table, run_id: uuid.UUID, anonymised: Sequence[str] | None
+) -> int:
+    """SQLite before 3.41 has no ``unhex``: decode binary columns in Python.
+
+    Values pass through the driver untyped (``exec_driver_sql``), so they are stored as
+    they were copied: hex back to the same bytes, text, integers and REALs unchanged.
+    """
     q = _quarantine()
-    blobs = {c.name for c in table.columns if isinstance(c.type, LargeBinary)}
+    blobs = set(binary_columns(table))
+    key = next(iter(table.primary_key.columns))
     rows = []
     for raw in session.scalars(
         select(q.c.row).where(q.c.run_id == run_id, q.c.table_name == table.name).order_by(q.c.id)
@@ -819,12 +888,21 @@ def _restore_python(session: Session, table: Table, run_id: uuid.UUID) -> int:
             if row.get(b) is not None:
                 row[b] = bytes.fromhex(row[b])
         rows.append(row)
+    if not rows:
+        return 0
+    conn = session.connection()
+    qn = _quote(session, table.name)
+    if anonymised is not None:
+        sets = ", ".join(f"{_quote(session, c)} = ?" for c in anonymised)
+        res = conn.exec_driver_sql(
+            f"UPDATE {qn} SET {sets} WHERE {_quote(session, key.name)} = ?",
+            [(*(r.get(c) for c in anonymised), r[key.name]) for r in rows],
+        )
+        return len(rows) if res.rowcount < 0 else int(res.rowcount)
     cols = [c.name for c in table.columns]
     placeholders = ", ".join("?" for _ in cols)
-    conn = session.connection()
     conn.exec_driver_sql(
-        f"INSERT INTO {_quote(session, table.name)} "
-        f"({', '.join(_quote(session, c) for c in cols)}) VALUES ({placeholders})",
+        f"INSERT INTO {qn} ({', '.join(_quote(session, c) for c in cols)}) VALUES ({placeholders})",
         [tuple(r.get(c) for c in cols) for r in rows],
     )
     return len(rows)
