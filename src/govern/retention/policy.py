@@ -44,8 +44,8 @@ _DURATION = re.compile(
     r"(?:(?P<days>\d{1,6})D)?(?:T(?=\d)(?:(?P<hours>\d{1,7})H)?(?:(?P<minutes>\d{1,9})M)?"
     r"(?:(?P<seconds>\d{1,10})S)?)?"
 )
-Action = Literal["delete", "anonymise", "archive_then_delete"]
-ACTIONS: tuple[str, ...] = ("delete", "anonymise", "archive_then_delete")
+Action = Literal["delete", "anonymise", "archive_then_delete", "crypto_shred"]
+ACTIONS: tuple[str, ...] = ("delete", "anonymise", "archive_then_delete", "crypto_shred")
 Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null", "is_not_null"]
 Scalar = bool | int | float | str
 DEFAULTS_RESOURCE = "default_policies.toml"
@@ -345,6 +345,8 @@ def bind(policy: Policy, metadata: MetaData) -> Bound:
             raise _fail(
                 n, "columns", f"{table.name}.{c} is NOT NULL; anonymise sets columns to NULL"
             )
+    if policy.action == "crypto_shred":
+        _check_shreddable(policy, table)
     nulled = anonymised_columns(table, policy.columns)
     for c in nulled[len(policy.columns) :]:
         if not table.columns[c].nullable:
@@ -367,6 +369,35 @@ def bind(policy: Policy, metadata: MetaData) -> Bound:
     return Bound(
         policy=policy, table=table, key=pk[0], stamp=stamp, values=tuple(values), nulled=nulled
     )
+
+
+def shred_subject_column(table: Table) -> str | None:
+    """The column holding the subject whose key seals ``table``'s shredded values."""
+    link = table.info.get("subject_link")
+    subjects = {getattr(c.type, "subject", None) for c in table.columns if _is_shredded(c)}
+    if not link or "->" in link or link == "id" or subjects != {link}:
+        return None
+    return str(link)
+
+
+def _is_shredded(col: Column[Any]) -> bool:
+    return getattr(type(col.type), "protection", None) == "shredded"
+
+
+def _check_shreddable(policy: Policy, table: Table) -> None:
+    if not any(_is_shredded(c) for c in table.columns):
+        raise _fail(
+            policy.name,
+            "action",
+            f"crypto_shred needs a table with crypto-shredded columns; {table.name} has none",
+        )
+    if shred_subject_column(table) is None:
+        raise _fail(
+            policy.name,
+            "action",
+            f"crypto_shred needs {table.name}'s shredded columns sealed under the key of "
+            "its subject_link column",
+        )
 
 
 def anonymised_columns(table: Table, columns: Sequence[str]) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """The one selection of due rows, used by the plan and by every batch of a run.
 
 A row is due when its timestamp is before the cutoff, it matches the policy's filter, it
-is not yet anonymised (for ``anonymise``), no active legal hold covers its subject (or the
+is not yet anonymised (for ``anonymise``) or still has a value sealed under its subject's
+current key (for ``crypto_shred``), no active legal hold covers its subject (or the
 subject of a row that would be deleted with it), and, for deletions, no row of another
 table still references it through a key that does not cascade.
 """
@@ -41,6 +42,10 @@ _OPS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "is_null": lambda c, v: c.is_(None),
     "is_not_null": lambda c, v: c.is_not(None),
 }
+
+
+IN_PLACE = ("anonymise", "crypto_shred")
+"""Actions that leave the rows in place (no cascade, no blocking references)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,13 @@ def base_conditions(bound: Bound, cutoff: dt.datetime) -> list[ColumnElement[boo
         conds.append(_OPS[cond.op](t.columns[cond.column], value))
     if p.action == "anonymise":
         conds.append(or_(*(t.columns[c].is_not(None) for c in p.columns)))
+    if p.action == "crypto_shred":
+        from govern.keys.service import sealed_under_live_key
+        from govern.retention.policy import shred_subject_column
+
+        subject = shred_subject_column(t)
+        assert subject is not None  # checked by bind()
+        conds += [t.columns[subject].is_not(None), sealed_under_live_key(t, subject)]
     return conds
 
 
@@ -143,7 +155,7 @@ def clauses(bound: Bound, cutoff: dt.datetime, *, holds_exist: bool = True) -> C
     if own is not None:
         held.append(own)
     referenced: list[ColumnElement[bool]] = []
-    if bound.policy.action != "anonymise":
+    if bound.policy.action not in IN_PLACE:
         for child in cascade_children(t):
             child_held = _held_by(child.table, holds_exist)
             if child_held is not None:

@@ -61,6 +61,7 @@ from govern.retention.schemas import (
     RunOut,
 )
 from govern.retention.selection import (
+    IN_PLACE,
     Child,
     Clauses,
     cascade_children,
@@ -196,7 +197,7 @@ def _plan(session: Session, bound: Bound, cutoff: dt.datetime, holds: bool) -> P
         session.scalars(select(bound.key).where(cl.due).order_by(bound.key).limit(5)).all()
     )
     cascaded = 0
-    if p.action != "anonymise":
+    if p.action not in IN_PLACE:
         due_keys = select(bound.key).where(cl.due)
         for child in cascade_children(t):
             cascaded += int(
@@ -384,7 +385,7 @@ def start_run(
     planned = _plan(session, bound, cutoff, _holds_exist(session))
     restore_until = (
         None
-        if policy.action == "archive_then_delete"
+        if policy.action in ("archive_then_delete", "crypto_shred")
         else Duration.parse(policy.restore_window).after(now)
     )
     run = Run(
@@ -467,11 +468,15 @@ def _encode_key(value: Any) -> str | None:
 
 
 def _decode_key(bound: Bound, raw: str | None) -> Any:
+    return _decode_value(bound.key, raw)
+
+
+def _decode_value(col: Any, raw: str | None) -> Any:
     if raw is None:
         return None
     value = json.loads(raw)
     try:
-        py = bound.key.type.python_type
+        py = col.type.python_type
     except NotImplementedError:
         return value
     return uuid.UUID(value) if py is uuid.UUID else value
@@ -592,6 +597,8 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
     t = bound.table
     key = bound.key
     cl: Clauses = clauses(bound, run.cutoff, holds_exist=_holds_exist(session))
+    if policy.action == "crypto_shred":
+        return _shred_batch(session, run, bound, cl)
     lo = _decode_key(bound, run.last_key)
     keyset = cl.due if lo is None else and_(cl.due, key > lo)
     hi = session.scalar(
@@ -641,6 +648,74 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
     run.batches = seq
     run.processed_rows += n
     run.cascaded_rows += cascaded
+    session.flush()
+    return n
+
+
+def _shred_batch(session: Session, run: Run, bound: Bound, cl: Clauses) -> int:
+    """Crypto-shred the next keyset batch of subjects (``batch_size`` subjects).
+
+    A subject is in the batch when it has due rows: rows past the cutoff (matching the
+    filter, not held) with values sealed under its current key. Its key is destroyed, so
+    those rows' values (and every copy of them) become unreadable where they lie; its
+    other values (younger rows, other tables) are re-sealed under a fresh key first, so
+    shredding never reaches beyond the policy. Rows stay; nothing is quarantined.
+    """
+    from govern import events
+    from govern.keys.service import shred_subject_keeping
+    from govern.retention.policy import shred_subject_column
+
+    t = bound.table
+    subject_name = shred_subject_column(t)
+    assert subject_name is not None  # checked by bind()
+    subj = t.c[subject_name]
+    lo = _decode_value(subj, run.last_key)
+    keyset = cl.due if lo is None else and_(cl.due, subj > lo)
+    subjects = list(
+        session.scalars(
+            select(subj).where(keyset).distinct().order_by(subj).limit(bound.policy.batch_size)
+        )
+    )
+    if not subjects:
+        _finish(session, run)
+        return 0
+    counts: dict[Any, int] = {
+        sid: int(c)
+        for sid, c in session.execute(
+            select(subj, func.count()).where(keyset, subj.in_(subjects)).group_by(subj)
+        )
+    }
+    seq = run.batches + 1
+    n = 0
+    for sid in subjects:
+        _, resealed = shred_subject_keeping(
+            session,
+            sid,
+            dropped={t.name: and_(cl.due, subj == sid)},
+            actor=run.triggered_by,
+            reason=f"retention policy {run.policy_name}",
+        )
+        n += int(counts[sid])
+        events.emit(
+            session,
+            type="govern.retention.subject_shredded",
+            aggregate_type="subject",
+            aggregate_id=sid,
+            data={
+                "run_id": run.id,
+                "table": t.name,
+                "rows": int(counts[sid]),
+                "resealed_rows": resealed,
+            },
+        )
+    session.add(
+        RunBatch(
+            run_id=run.id, seq=seq, lo_key=run.last_key, hi_key=_encode_key(subjects[-1]), rows=n
+        )
+    )
+    run.last_key = _encode_key(subjects[-1])
+    run.batches = seq
+    run.processed_rows += n
     session.flush()
     return n
 
@@ -802,6 +877,10 @@ def rollback(
     run = get_run(session, run_id)
     if run.status in ("rolled_back", "purged", "aborted"):
         raise RestoreWindowError(f"run {run_id} is {run.status}; there is nothing to restore")
+    if run.action == "crypto_shred":
+        raise RestoreWindowError(
+            f"run {run_id} crypto-shredded subject keys; destroyed keys cannot come back"
+        )
     if run.status in ("running", "failed"):
         raise UsageError(f"run {run_id} is unfinished; finish it before rolling it back")
     if run.restore_until is not None and run.restore_until < now:
