@@ -72,7 +72,12 @@ def test_months_and_days_go_back_monotonically(moment: dt.datetime, months: int,
         ({"action": "anonymise", "columns": ["subject_id"]}, "columns", "key column"),
         ({"action": "anonymise", "columns": ["properties"]}, "columns", "NOT NULL"),
         ({"action": "anonymise"}, "policy", "needs the columns"),
-        ({"action": "crypto_shred"}, "action", "Input should be"),
+        ({"action": "burn"}, "action", "Input should be"),
+        (
+            {"action": "crypto_shred", "table": "subjects", "timestamp_column": "created_at"},
+            "action",
+            "crypto_shred needs a table with crypto-shredded columns",
+        ),
         ({"filter": "type = 'x'; DROP TABLE subjects"}, "filter", "raw SQL is not accepted"),
         (
             {"filter": [{"column": "type; DROP TABLE x", "op": "eq", "value": "a"}]},
