@@ -492,7 +492,7 @@ def test_crypto_shred_makes_only_expired_rows_unreadable(engine: Engine, hold: b
     assert out.restore_until is None
     after = _events(engine)
     assert len(after) == table_before  # rows stay; only their values go
-    for i, (sid, at, props) in after.items():
+    for i, (_sid, _at, props) in after.items():
         if i in due:
             assert isinstance(props, Shredded)
         else:

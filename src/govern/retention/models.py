@@ -156,7 +156,7 @@ class QuarantineRow(CoreBase):
 
     __tablename__ = "retention_quarantine"
     __table_args__ = (
-        Index(None, "run_id", "table_name", "row_key"),
+        Index(None, "run_id", "table_name", "batch", "row_key"),
         {
             "info": governed(
                 **_OWNER,
