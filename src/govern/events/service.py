@@ -415,10 +415,10 @@ def emit_tombstones(
     if HOOKS_KEY in session.info:
         payloads = session.connection().execute(stmt.returning(_table().c.payload), params)
         return len(_track(session, list(payloads.scalars())))
-    # No RETURNING: fetching one id per row costs more than writing the row. Python's
-    # sqlite3 reports rowcount -1 for a statement starting with WITH; changes() has it.
     conn = session.connection()
-    written = conn.execute(stmt, params).rowcount
-    if written is None or written < 0:
-        written = conn.exec_driver_sql("SELECT changes()").scalar_one()
-    return int(written)
+    if pg:
+        return len(conn.execute(stmt.returning(_table().c.id), params).all())
+    # No RETURNING on SQLite: fetching one id per row costs more than writing the row, and
+    # its rowcount is -1 for a statement starting with WITH; changes() has the count.
+    conn.execute(stmt, params)
+    return int(conn.exec_driver_sql("SELECT changes()").scalar_one())
