@@ -26,7 +26,11 @@ OLD = "2020-01-01 00:00:00.000000"
 
 
 def _generate(url: str) -> None:
-    """Set-based: every other row (by id) is expired, so batches interleave with live rows."""
+    """Set-based: every other row (by id) is expired, so batches interleave with live rows.
+
+    ``properties`` is crypto-shredded (binary): each row gets 40 bytes, the size of the
+    envelope of a small JSON document, so the quarantine copies binary as it does for real.
+    """
     from govern import migrations
     from govern.db import create_engine
 
@@ -38,7 +42,7 @@ def _generate(url: str) -> None:
             c.exec_driver_sql(
                 "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
                 "INSERT INTO analytics_events (id, type, occurred_at, properties) "
-                "SELECT x, 'view', CASE WHEN x % 2 = 0 THEN ? ELSE ? END, '{\"p\": 1}' FROM n",
+                "SELECT x, 'view', CASE WHEN x % 2 = 0 THEN ? ELSE ? END, randomblob(40) FROM n",
                 (TOTAL, OLD, recent),
             )
         else:
@@ -46,7 +50,8 @@ def _generate(url: str) -> None:
                 text(
                     "INSERT INTO analytics_events (id, type, occurred_at, properties) "
                     "SELECT x, 'view', CASE WHEN x % 2 = 0 THEN CAST(:old AS timestamptz) "
-                    "ELSE CAST(:recent AS timestamptz) END, CAST('{\"p\": 1}' AS json) "
+                    "ELSE CAST(:recent AS timestamptz) END, "
+                    "decode(substr(repeat(md5(x::text), 3), 1, 80), 'hex') "
                     "FROM generate_series(1, :n) AS x"
                 ),
                 {"old": OLD + "+00", "recent": recent + "+00", "n": TOTAL},
