@@ -23,6 +23,7 @@ SECRETS = {
     "audit_signing_key": base64.b64encode(b"SIGNKEY-" + bytes(range(24))).decode(),
     "kek_previous": base64.b64encode(b"PREVSECRET-" + bytes(range(21))).decode(),
     "consent_signing_key": base64.b64encode(SIGNING_BYTES).decode(),
+    "alert_webhook_url": "https://hooks.example.com/T0-webhook-leak-canary",
 }
 DB_PASSWORD = "DbPassw0rd-leak-canary"
 
@@ -34,6 +35,9 @@ COMMANDS = [
     ("migrate", "check"),
     ("migrate", "history"),
     ("migrate", "sql"),
+    ("retention", "plan"),
+    ("retention", "list"),
+    ("retention", "docs"),
     ("migrate", "down", "--domain", "community"),
     ("config", "show"),
     ("config", "show", "--json"),

@@ -236,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(rsub, "report", command.dsr_report, lambda a, s: command.dsr_report(s, a.days))
     p.add_argument("--days", type=int, help="Only requests received in the last N days.")
     leaf(rsub, "map", command.dsr_map, lambda a, s: command.dsr_map(s))
+    _retention(top, leaf)
 
     keys = top.add_parser("keys", help="Manage encryption keys.")
     ksub = keys.add_subparsers(
@@ -482,6 +483,109 @@ def _consent_commands(top: Any, leaf: Callable[..., _Parser]) -> None:
     p.add_argument("--subject", help="Only this subject.")
     p.add_argument("--since", help="Records appended at or after (ISO-8601 with timezone).")
     p.add_argument("--until", help="Records appended before (ISO-8601 with timezone).")
+
+
+def _retention(top: Any, leaf: Callable[..., _Parser]) -> None:
+    """``govern retention ...``: policies, sign-off, simulation, runs, rollback, scheduler."""
+    ret = top.add_parser("retention", help="Retention policies: plan, approve, run, roll back.")
+    rsub = ret.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+
+    def policies_opt(p: _Parser) -> None:
+        p.add_argument("--policies", help="Policy file (TOML); default GOVERN_RETENTION_POLICIES.")
+
+    p = leaf(
+        rsub, "list", command.retention_list, lambda a, s: command.retention_list(s, a.policies)
+    )
+    policies_opt(p)
+    p = leaf(
+        rsub,
+        "show",
+        command.retention_show,
+        lambda a, s: command.retention_show(s, a.policy, a.policies),
+    )
+    p.add_argument("policy", metavar="POLICY")
+    policies_opt(p)
+    p = leaf(
+        rsub,
+        "plan",
+        command.retention_plan,
+        lambda a, s: command.retention_plan(s, a.policy, a.policies),
+    )
+    p.add_argument("--policy", help="Only this policy.")
+    policies_opt(p)
+    p = leaf(
+        rsub,
+        "approve",
+        command.retention_approve,
+        lambda a, s: command.retention_approve(s, a.policy, a.by, a.note, a.policies),
+    )
+    p.add_argument("policy", metavar="POLICY")
+    p.add_argument("--by", required=True, help="Who signs off this version.")
+    p.add_argument("--note", help="A remark recorded with the approval.")
+    policies_opt(p)
+    p = leaf(
+        rsub,
+        "run",
+        command.retention_run,
+        lambda a, s: command.retention_run(
+            s,
+            a.policy,
+            a.by,
+            a.override,
+            a.override_by,
+            a.policies,
+            show_progress=not a.json and sys.stderr.isatty(),
+        ),
+    )
+    p.add_argument("--policy", help="Only this policy (default: every approved policy).")
+    p.add_argument("--by", default="cli", help="Who runs it (recorded).")
+    p.add_argument("--override", metavar="REASON", help="Run despite a tripped safety limit.")
+    p.add_argument("--override-by", metavar="NAME", help="Who takes responsibility for it.")
+    policies_opt(p)
+    p = leaf(
+        rsub,
+        "runs",
+        command.retention_runs,
+        lambda a, s: command.retention_runs(s, a.policy, a.limit),
+    )
+    p.add_argument("--policy", help="Only this policy.")
+    p.add_argument("--limit", type=int, default=20, help="How many (default 20).")
+    p = leaf(
+        rsub,
+        "rollback",
+        command.retention_rollback,
+        lambda a, s: command.retention_rollback(s, a.run_id, a.by),
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--by", required=True, help="Who rolls it back (recorded).")
+    p = leaf(
+        rsub,
+        "purge-quarantine",
+        command.retention_purge_quarantine,
+        lambda a, s: command.retention_purge_quarantine(s, a.by, a.run),
+    )
+    p.add_argument("--by", default="cli", help="Who purges (recorded).")
+    p.add_argument("--run", help="Purge this run's rows now, window or not (e.g. an archive).")
+    p = leaf(
+        rsub,
+        "docs",
+        command.retention_docs,
+        lambda a, s: command.retention_docs(s, a.output, a.policies),
+    )
+    p.add_argument("--output", help="Write to this file instead of stdout.")
+    policies_opt(p)
+    p = leaf(
+        rsub, "alerts", command.retention_alerts, lambda a, s: command.retention_alerts(s, a.limit)
+    )
+    p.add_argument("--limit", type=int, default=50, help="How many (default 50).")
+    p = leaf(
+        rsub,
+        "schedule",
+        command.retention_schedule,
+        lambda a, s: command.retention_schedule(s, a.seconds, a.policies),
+    )
+    p.add_argument("--for", dest="seconds", type=float, help="Stop after this many seconds.")
+    policies_opt(p)
 
 
 def _version() -> str:

@@ -67,6 +67,20 @@ if TYPE_CHECKING:
     from govern.keys.scan import ScanReport
     from govern.keys.schemas import KeyChange, KeyList, ReencryptResult, RewrapResult
     from govern.keys.service import Progress
+    from govern.retention.alerts import AlertChannel
+    from govern.retention.policy import PolicySet
+    from govern.retention.schemas import (
+        AlertList,
+        ApprovalOut,
+        PlanReport,
+        PolicyList,
+        PolicyOut,
+        PurgeOut,
+        RollbackOut,
+        RunList,
+        RunReport,
+        ScheduleOut,
+    )
     from govern.seeding import GenerateResult
 
 
@@ -1387,3 +1401,198 @@ def dsr_map(settings: Settings) -> DsrMap:
     from govern import dsr
 
     return dsr.dsr_map()
+
+
+# --- retention: govern retention plan | run | approve | docs | rollback | ... ----------------
+
+
+def _policies(settings: Settings, path: str | None) -> PolicySet:
+    from govern.retention import load_policies
+
+    return load_policies(path or settings.retention_policies)
+
+
+def _channels(settings: Settings) -> list[AlertChannel]:
+    from govern.retention.alerts import default_channels
+
+    return default_channels(settings.alert_webhook_url)
+
+
+def retention_list(settings: Settings, policies: str | None = None) -> PolicyList:
+    """List retention policies with their version hash, approval and last run."""
+    from govern.retention import service
+    from govern.retention.schemas import PolicyList
+
+    ps = _policies(settings, policies)
+    with _session(settings) as session:
+        return PolicyList(
+            source=ps.source, policies=[service.policy_out(session, p) for p in ps.policies]
+        )
+
+
+def retention_show(settings: Settings, name: str, policies: str | None = None) -> PolicyOut:
+    """Show one retention policy: its declaration, version hash and approval."""
+    from govern.retention import service
+
+    ps = _policies(settings, policies)
+    with _session(settings) as session:
+        return service.policy_out(session, ps.get(name))
+
+
+def retention_plan(
+    settings: Settings, policy: str | None = None, policies: str | None = None
+) -> PlanReport:
+    """Simulate retention: rows each policy would touch, exclusions and tripped limits."""
+    from govern.retention import service
+    from govern.retention.schemas import PlanReport
+
+    ps = _policies(settings, policies)
+    with _session(settings) as session:
+        return PlanReport(policies=service.plan(session, ps, policy))
+
+
+def retention_approve(
+    settings: Settings, policy: str, by: str, note: str | None = None, policies: str | None = None
+) -> ApprovalOut:
+    """Sign off the current version of a retention policy so that it may run."""
+    from govern.retention import service
+
+    ps = _policies(settings, policies)
+    with _session(settings) as session:
+        return service.approve(session, ps.get(policy), by=by, note=note)
+
+
+def retention_run(
+    settings: Settings,
+    policy: str | None = None,
+    by: str = "cli",
+    override: str | None = None,
+    override_by: str | None = None,
+    policies: str | None = None,
+    show_progress: bool = False,
+) -> RunReport:
+    """Run (or resume) approved retention policies in batches; exit 1 if any did not complete."""
+    from sqlalchemy.exc import DBAPIError
+
+    from govern.db import create_engine, describe_db_error
+    from govern.retention import service
+    from govern.retention.runner import execute_run
+    from govern.retention.schemas import RunReport
+
+    ps = _policies(settings, policies)
+    chosen = ps.select(policy)
+    if bool(override) != bool(override_by):
+        from govern.errors import UsageError
+
+        raise UsageError("an override needs both --override REASON and --override-by NAME")
+    engine = create_engine(_url(settings))
+    outs = []
+    try:
+        if policy is None:
+            with _session(settings) as session:
+                chosen = [p for p in chosen if service.is_approved(session, p)]
+        for p in chosen:
+            with _progress(show_progress, p.name) as progress:
+                outs.append(
+                    execute_run(
+                        engine,
+                        p,
+                        actor=by,
+                        channels=_channels(settings),
+                        override_by=override_by,
+                        override_reason=override,
+                        progress=progress,
+                    )
+                )
+    except DBAPIError as exc:
+        raise describe_db_error(_url(settings), exc) from None
+    finally:
+        engine.dispose()
+    return RunReport(runs=outs)
+
+
+@contextmanager
+def _progress(show: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal (stderr); nothing when piped or with --json."""
+    if not show:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update
+
+
+def retention_runs(settings: Settings, policy: str | None = None, limit: int = 20) -> RunList:
+    """List recent retention runs (newest first)."""
+    from govern.retention import service
+    from govern.retention.schemas import RunList
+
+    with _session(settings) as session:
+        return RunList(runs=service.list_runs(session, policy=policy, limit=limit))
+
+
+def retention_rollback(settings: Settings, run_id: str, by: str) -> RollbackOut:
+    """Restore a run's quarantined rows (inside its restore window), with compensating events."""
+    from govern.retention import service
+
+    rid = _parse_uuid(run_id, "RUN_ID")
+    with _session(settings) as session:
+        return service.rollback(session, rid, actor=by)
+
+
+def retention_purge_quarantine(
+    settings: Settings, by: str = "cli", run_id: str | None = None
+) -> PurgeOut:
+    """Delete quarantined rows past their restore window (or one run's, with --run)."""
+    from govern.retention import service
+
+    rid = _parse_uuid(run_id, "--run") if run_id else None
+    with _session(settings) as session:
+        return service.purge_quarantine(session, actor=by, run_id=rid)
+
+
+def retention_docs(
+    settings: Settings, output: str | None = None, policies: str | None = None
+) -> TextResult | WrittenFiles:
+    """Write the retention register (Markdown: what, why, how long, owner, approval)."""
+    from govern.retention import service
+
+    ps = _policies(settings, policies)
+    with _session(settings) as session:
+        doc = service.register_markdown(session, ps)
+    if output is None:
+        return TextResult(text=doc)
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(doc, encoding="utf-8")
+    return WrittenFiles(files=[str(path)])
+
+
+def retention_alerts(settings: Settings, limit: int = 50) -> AlertList:
+    """List recent retention alerts (breaker tripped, run failed or missed, unusual volume)."""
+    from govern.retention import service
+    from govern.retention.schemas import AlertList
+
+    with _session(settings) as session:
+        return AlertList(alerts=service.list_alerts(session, limit=limit))
+
+
+def retention_schedule(
+    settings: Settings, seconds: float | None = None, policies: str | None = None
+) -> ScheduleOut:
+    """Run approved policies on their cron schedules (APScheduler; jobs stored in the database)."""
+    from govern.db import create_engine
+    from govern.retention import jobs
+
+    ps = _policies(settings, policies)
+    engine = create_engine(_url(settings))
+    try:
+        return jobs.serve(engine, ps, channels=_channels(settings), seconds=seconds)
+    finally:
+        engine.dispose()

@@ -147,6 +147,18 @@ class Settings(BaseSettings):
         default=None, description="Data protection officer's contact details."
     )
 
+    retention_policies: str | None = Field(
+        default=None,
+        description=(
+            "Path of the retention policy file (TOML, [[policy]] tables); "
+            "unset: govern's default policies."
+        ),
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Webhook that receives retention alerts as JSON (http or https; a secret).",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -79,6 +79,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "govern.keys.models",
     "govern.consent.models",
     "govern.dsr.models",
+    "govern.retention.models",
 )
 """Modules whose import registers govern's tables: the domains, then each capability's models."""
 

@@ -271,6 +271,15 @@ CHECKS: list[Callable[[Settings], list[CheckResult]]] = [
 ]
 
 
+def _retention(settings: Settings) -> list[CheckResult]:
+    from govern.retention.doctor import check
+
+    return check(settings)
+
+
+CHECKS.append(_retention)
+
+
 def run_doctor(settings: Settings) -> DoctorReport:
     results: list[CheckResult] = []
     for check in CHECKS:

@@ -22,13 +22,18 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── MissingExtraError      an optional extra (govern[kafka]) is not installed
     │   ├── KeyInUseError          retiring a data key that still seals values
     │   ├── UnsearchableColumnError  a value comparison on an encrypted column
+    │   ├── PolicyError            a retention policy is invalid (names policy and field)
+    │   ├── UnknownPolicyError     no retention policy with that name
+    │   ├── UnknownRunError        no retention run with that id
+    │   ├── NotApprovedError       a policy version without sign-off cannot run
+    │   ├── RestoreWindowError     a run's quarantine has passed its restore window
     │   ├── ConsentError           the consent ledger refused an input; nothing was appended
-    │       ├── UnknownPurposeError
-    │       ├── UnknownNoticeError           a notice or notice version that does not exist
-    │       ├── MissingLocaleError           no text in the locale and no fallback
-    │       ├── InvalidTimestampError        naive, or in the future
-    │       ├── InvalidTCFStringError        not a TCF v2 TC string
-    │       └── DuplicateIdempotencyKeyError
+    │   │   ├── UnknownPurposeError
+    │   │   ├── UnknownNoticeError           a notice or notice version that does not exist
+    │   │   ├── MissingLocaleError           no text in the locale and no fallback
+    │   │   ├── InvalidTimestampError        naive, or in the future
+    │   │   ├── InvalidTCFStringError        not a TCF v2 TC string
+    │   │   └── DuplicateIdempotencyKeyError
     │   └── DsrError               a data-subject request cannot proceed as asked
     │       ├── UnknownRequestError     no request with that id
     │       ├── IllegalTransitionError  the state machine forbids that move
@@ -108,6 +113,26 @@ class DeadlineError(DsrError):
 
 class RectificationError(DsrError):
     """A correction names a column that cannot be rectified or a value that fails validation."""
+
+
+class PolicyError(UsageError):
+    """A retention policy is malformed; the message names the policy and the field."""
+
+
+class UnknownPolicyError(UsageError):
+    """No retention policy with that name."""
+
+
+class UnknownRunError(UsageError):
+    """No retention run with that id."""
+
+
+class NotApprovedError(UsageError):
+    """A policy that is unapproved, or changed since its approval, can only be simulated."""
+
+
+class RestoreWindowError(UsageError):
+    """A run's quarantined rows have passed the restore window (or were already restored)."""
 
 
 class DatabaseError(GovernError):

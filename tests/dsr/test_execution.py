@@ -316,3 +316,43 @@ def test_shipped_map_is_complete() -> None:
     assert m.ok, (m.unmapped, m.problems)
     names = {e.table for e in m.tables}
     assert {"subjects", "invoices", "analytics_events", "posts", "orders"} <= names
+
+
+def test_erasure_removes_the_subjects_retention_quarantine_copies(
+    engine: Engine, calendar: WorkCalendar
+) -> None:
+    """Rows a retention run quarantined stay restorable for a while; erasure must not wait."""
+    import datetime as dt
+
+    from govern.retention.models import QuarantineRow, Run
+
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+        other = populate_subject(s)
+        run = Run(
+            policy_name="p",
+            content_hash="h",
+            table_name="posts",
+            action="delete",
+            status="completed",
+            cutoff=dt.datetime.now(dt.UTC),
+            planned_rows=2,
+            triggered_by="test",
+        )
+        s.add(run)
+        s.flush()
+        for subject in (sid, other):
+            s.add(
+                QuarantineRow(
+                    run_id=run.id,
+                    batch=1,
+                    table_name="posts",
+                    row_key=str(subject),
+                    subject_id=subject,
+                    row={"x": "sealed"},
+                )
+            )
+    rid = _request(engine, calendar, sid, "erasure")
+    with transaction(engine) as s:
+        steps = {(st.table, st.action, st.rows) for st in dsr.plan(s, rid).steps}
+    assert ("retention_quarantine", "delete", 1) in steps

@@ -13,6 +13,7 @@ from govern.datamap.registry import (
     governed,
     not_personal,
     personal,
+    sealed_copies,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "governed",
     "not_personal",
     "personal",
+    "sealed_copies",
 ]

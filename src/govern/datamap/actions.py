@@ -179,7 +179,14 @@ _RECORDS: tuple[TableActions, ...] = tuple(
         ("legal_hold_subjects", _HOLD),
     )
 )
-for _a in (*_SHIPPED, *_KEYS, *_CONSENT, *_RECORDS):
+# Retention's quarantine keeps copies of removed rows for the restore window: an erasure
+# must remove the subject's copies too (and a later rollback of that run cannot bring them back).
+_RETENTION = (
+    TableActions(
+        "retention_quarantine", "delete", portable=False, restrictable=False, access=False
+    ),
+)
+for _a in (*_SHIPPED, *_KEYS, *_CONSENT, *_RECORDS, *_RETENTION):
     _REGISTRY[_a.table] = _a
 
 

@@ -24,6 +24,19 @@ def personal(*categories: str, **extra: Any) -> dict[str, Any]:
     return {"categories": list(categories), **extra}
 
 
+def sealed_copies(*categories: str, source_table: str | None = None) -> dict[str, Any]:
+    """Column ``info`` for copies of other tables' rows as stored (quarantine, archives).
+
+    Protected source columns arrive already sealed (envelopes, tokens), so the copy keeps
+    its source's protection; the data map reports it as ``"inherited"``. With
+    ``source_table`` (the column naming each row's source table) the copy is a JSON object
+    of the source's columns, binary values as hex, and ``govern scan encryption`` checks
+    that every protected source column in it is still sealed.
+    """
+    extra = {} if source_table is None else {"source_table": source_table}
+    return personal(*categories, protection="inherited", **extra)
+
+
 def not_personal(reason: str) -> dict[str, Any]:
     """Column ``info`` stating why a column that looks personal is not (checked by the tests).
 
@@ -57,7 +70,8 @@ class ColumnEntry:
 
     ``protection`` is ``"encrypted"``, ``"encrypted+blind-index"`` (searchable by equality),
     ``"tokenised"`` or ``"shredded"``, read from the column's type; or ``"pseudonymous"`` for
-    a pseudonymous reference kept in the clear on purpose (see :data:`PSEUDONYMOUS`).
+    a pseudonymous reference kept in the clear on purpose (see :data:`PSEUDONYMOUS`); or
+    ``"inherited"`` for copies of rows as stored (see :func:`sealed_copies`).
     """
 
     name: str
@@ -90,6 +104,8 @@ def _protection(table: Table, column: Any) -> str | None:
     protection = getattr(type(column.type), "protection", None)
     if protection is None and set(column.info.get("categories", ())) == {PSEUDONYMOUS}:
         return "pseudonymous"
+    if protection is None and column.info.get("protection") == "inherited":
+        return "inherited"
     if protection == "encrypted" and any(
         getattr(c.type, "source", None) == column.name
         and getattr(type(c.type), "protection", None) == "blind-index"

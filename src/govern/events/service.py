@@ -468,8 +468,13 @@ def emit_tombstones(
     if HOOKS_KEY in session.info:
         payloads = session.connection().execute(stmt.returning(_table().c.payload), params)
         return len(_track(session, list(payloads.scalars())))
-    # rowcount of INSERT ... SELECT is -1 on SQLite; count the returned ids instead.
-    return len(session.connection().execute(stmt.returning(_table().c.id), params).all())
+    conn = session.connection()
+    if pg:
+        return len(conn.execute(stmt.returning(_table().c.id), params).all())
+    # No RETURNING on SQLite: fetching one id per row costs more than writing the row, and
+    # its rowcount is -1 for a statement starting with WITH; changes() has the count.
+    conn.execute(stmt, params)
+    return int(conn.exec_driver_sql("SELECT changes()").scalar_one())
 
 
 # ----------------------------------------------------------------------------- many at once

@@ -13,7 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import MetaData, func, inspect, literal, not_, or_, select
+from sqlalchemy import (
+    MetaData,
+    Text,
+    case,
+    func,
+    inspect,
+    literal,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy.engine import Engine
 
 from govern.crypto import aead
@@ -99,7 +111,7 @@ def model_gaps(metadata: MetaData) -> list[ModelGap]:
         table = metadata.tables[entry.name]
         for col in entry.columns:
             kind = (col.protection or "").split("+")[0]
-            if kind not in PROTECTIONS and kind != "pseudonymous":
+            if kind not in PROTECTIONS and kind not in ("pseudonymous", "inherited"):
                 typ = table.c[col.name].type
                 gaps.append(
                     ModelGap(
@@ -123,6 +135,79 @@ def _bad_condition(pc: ProtectedColumn, value: Any, headers: list[bytes]) -> Any
     if pc.protection == "shredded":
         header_ok = or_(header_ok, func.substr(value, 1, 1) == bytes([aead.SUBJECT]))
     return not_((func.length(value) >= aead.OVERHEAD) & header_ok)
+
+
+def _hex_bad(pc: ProtectedColumn, h: Any, headers: list[bytes], pg: bool) -> Any:
+    """A copied value (hex text for binary columns, text for tokens) that is not sealed."""
+    if pc.protection == "tokenised":
+        return _bad_condition(pc, h, headers)
+    not_hex = h.op("!~")("^[0-9A-Fa-f]*$") if pg else h.op("GLOB")("*[^0-9A-Fa-f]*")
+    malformed = or_(not_hex, func.length(h) % 2 == 1)
+    if pc.protection == "blind-index":
+        return or_(malformed, func.length(h) != pc.column.type.bits // 4)  # type: ignore[attr-defined]
+    prefix = func.upper(func.substr(h, 1, 2 * aead.HEADER_LEN))
+    header_ok: Any = prefix.in_([x.hex().upper() for x in headers]) if headers else literal(False)
+    if pc.protection == "shredded":
+        header_ok = or_(header_ok, func.substr(h, 1, 2) == bytes([aead.SUBJECT]).hex())
+    return or_(malformed, not_((func.length(h) >= 2 * aead.OVERHEAD) & header_ok))
+
+
+def _scan_copies(
+    conn: Any, metadata: MetaData, existing: set[str], headers: list[bytes]
+) -> list[ColumnScan]:
+    """Copies of rows (``sealed_copies(source_table=...)``): protected values still sealed.
+
+    Checks, in SQL, every protected column of every source table inside the JSON copies,
+    so a quarantined row planted or edited with plaintext is found like one in its source.
+    """
+    pg = conn.dialect.name == "postgresql"
+    protected = protected_columns(metadata)
+    out = []
+    for table in metadata.sorted_tables:
+        if table.name not in existing:
+            continue
+        for col in table.columns:
+            source = col.info.get("source_table")
+            if col.info.get("protection") != "inherited" or source is None:
+                continue
+            t = sa_table(table.name, sa_column(col.name, Text()), sa_column(source, Text()))
+            doc, src = t.c[col.name], t.c[source]
+            sources = set(conn.execute(select(src).distinct()).scalars())
+            rows = bad = 0
+            for pc in protected:
+                name = pc.column.name
+                if pc.table.name not in sources:
+                    continue
+                h: Any = (
+                    doc.op("->>")(literal(name, Text))
+                    if pg
+                    else func.json_extract(doc, f'$."{name}"')
+                )
+                where = (src == pc.table.name, h.is_not(None))
+                n, b = conn.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(
+                            func.sum(case((_hex_bad(pc, h, headers, pg), 1), else_=0)), 0
+                        ),
+                    )
+                    .select_from(t)
+                    .where(*where)
+                ).one()
+                rows += int(n)
+                bad += int(b)
+            out.append(
+                ColumnScan(
+                    table=table.name,
+                    column=col.name,
+                    protection="inherited",
+                    rows=rows,
+                    bad=bad,
+                    sampled=0,
+                    undecryptable=0,
+                )
+            )
+    return out
 
 
 def _sample_check(pc: ProtectedColumn, blobs: list[Any], keyring: Keyring) -> int:
@@ -207,5 +292,6 @@ def scan_encryption(
                     undecryptable=undecryptable,
                 )
             )
+        columns += _scan_copies(conn, metadata, existing, headers)
         conn.rollback()
     return ScanReport(gaps=gaps, columns=columns, decrypted_sample=keyring is not None)

@@ -10,15 +10,29 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, bindparam, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    MetaData,
+    Table,
+    bindparam,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import column as sa_column
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import table as sa_table
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -258,6 +272,127 @@ def shred_subject(
     if keyring is not None:
         keyring.forget_subject_key(key_id)
     return ShredResult(subject_key_id=key_id, proof_id=proof.id, shredded_at=proof.shredded_at)
+
+
+class _SealedUnder(ColumnElement[bool]):
+    """``value`` is an envelope sealed by subject key ``key_id`` (its 5-byte header)."""
+
+    inherit_cache = True
+    type = Boolean()
+
+    def __init__(self, value: Any, key_id: Any) -> None:
+        self.value = value
+        self.key_id = key_id
+
+
+@compiles(_SealedUnder, "postgresql")
+def _sealed_under_pg(element: _SealedUnder, compiler: Any, **kw: Any) -> str:
+    v = compiler.process(element.value, **kw)
+    k = compiler.process(element.key_id, **kw)
+    return f"(substr({v}, 1, 5) = '\\x02'::bytea || int4send(CAST({k} AS integer)))"
+
+
+@compiles(_SealedUnder)
+def _sealed_under_default(element: _SealedUnder, compiler: Any, **kw: Any) -> str:
+    v = compiler.process(element.value, **kw)
+    k = compiler.process(element.key_id, **kw)
+    return f"(hex(substr({v}, 1, 5)) = '02' || printf('%08X', {k}))"
+
+
+def shredded_columns(table: Table, subject: str | None = None) -> list[Column[Any]]:
+    """The crypto-shredded columns of ``table`` (sealed under the key in ``subject``)."""
+    from govern.types.shredded import _Shredded
+
+    return [
+        c
+        for c in table.columns
+        if isinstance(c.type, _Shredded) and (subject is None or c.type.subject == subject)
+    ]
+
+
+def sealed_under_live_key(table: Table, subject: str) -> ColumnElement[bool]:
+    """Rows of ``table`` holding a value sealed under their subject's current key.
+
+    A row whose values were sealed under a key since destroyed (or never under a subject
+    key) does not match, so a crypto-shred selects each row at most once.
+    """
+    sk: Table = SubjectKey.__table__  # type: ignore[assignment]
+    cols = shredded_columns(table, subject)
+    if not cols:
+        return false()
+    return exists(
+        select(1).where(
+            sk.c.subject_id == table.c[subject],
+            or_(*(_SealedUnder(c, sk.c.id) for c in cols)),
+        )
+    )
+
+
+def shred_subject_keeping(
+    session: Session,
+    subject_id: Any,
+    *,
+    dropped: Mapping[str, ColumnElement[bool]],
+    actor: str,
+    reason: str,
+    metadata: MetaData | None = None,
+) -> tuple[ShredResult | None, int]:
+    """Destroy a subject's key but keep the values of rows not in ``dropped`` readable.
+
+    ``dropped`` maps a table name to the condition of its rows whose values are meant to
+    become unreadable (rows of tables not named are all kept). Kept values are read with
+    the current key and re-sealed under a fresh key for the subject after the old one is
+    destroyed, in the caller's transaction; copies elsewhere (quarantine, backups) stay
+    sealed under the destroyed key. Returns the shred result (None: the subject had no
+    key) and the number of rows re-sealed.
+
+    Raises:
+        KeyringNotBoundError: values must be kept but the engine has no keyring.
+    """
+    from govern.types.shredded import ForSubject, Shredded
+
+    if metadata is None:
+        from govern.db import load_models
+
+        metadata = load_models()
+    sid = _uuid(subject_id)
+    keep: list[tuple[Table, Any, dict[str, Any]]] = []
+    for table in metadata.sorted_tables:
+        by_subject: dict[str, list[Column[Any]]] = {}
+        for c in shredded_columns(table):
+            by_subject.setdefault(c.type.subject, []).append(c)  # type: ignore[attr-defined]
+        for subj, cols in by_subject.items():
+            if subj not in table.c or len(table.primary_key.columns) != 1:
+                continue
+            pk = next(iter(table.primary_key.columns))
+            where = [table.c[subj] == sid, sealed_under_live_key(table, subj)]
+            if table.name in dropped:
+                where.append(not_(dropped[table.name]))
+            for row in session.execute(select(pk, *cols).where(*where).order_by(pk)):
+                values = {
+                    c.name: v
+                    for c, v in zip(cols, row[1:], strict=True)
+                    if v is not None and not isinstance(v, Shredded)
+                }
+                if values:
+                    keep.append((table, row[0], values))
+    result = shred_subject(session, sid, actor=actor, reason=reason)
+    if result is None or not keep:
+        return result, 0
+    keyring = _keyring_of(session)
+    if keyring is None:
+        from govern.errors import KeyringNotBoundError
+
+        raise KeyringNotBoundError("re-sealing kept values needs a keyring bound to the engine")
+    cipher = subject_ciphers(session, keyring, [sid])[sid]
+    for table, key, values in keep:
+        pk = next(iter(table.primary_key.columns))
+        session.execute(
+            update(table)
+            .where(pk == key)
+            .values({name: ForSubject(cipher, v) for name, v in values.items()})
+        )
+    return result, len(keep)
 
 
 # tokens ---------------------------------------------------------------------------
