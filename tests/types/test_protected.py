@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from govern.crypto import aead
 from govern.crypto.keyring import bind
 from govern.db import create_engine
 from govern.errors import (
@@ -208,3 +209,26 @@ def test_null_tests_on_sealed_columns_still_work() -> None:
 
     assert "IS NULL" in str(Subject.email == None)  # noqa: E711
     assert "IS NOT NULL" in str(Subject.email.is_not(None))
+
+
+def test_fast_processors_agree_with_the_slow_paths_and_follow_a_new_primary() -> None:
+    keyring = memory_keyring(data_keys=2)
+    dialect = sqlite.dialect()
+    bind(type("E", (), {"dialect": dialect})(), keyring)
+    typ = Person.__table__.c.name.type
+    seal, open_ = typ.bind_processor(dialect), typ.result_processor(dialect, None)
+    first, again = bytes(seal("Ann")), bytes(seal("Ann"))
+    assert first != again  # a fresh nonce per value
+    assert first[:5] == again[:5] == aead.header(aead.DATA, keyring.primary_id)
+    assert open_(first) == typ.process_result_value(first, dialect) == "Ann"
+    old_primary = keyring.primary_id
+    keyring.add_data_key(99, bytes(range(32)), primary=True)
+    rotated = bytes(seal("Ann"))
+    assert rotated[:5] == aead.header(aead.DATA, 99) != aead.header(aead.DATA, old_primary)
+    assert open_(rotated) == open_(first) == "Ann"
+    with pytest.raises(TamperedValueError):
+        open_(rotated[:-1] + bytes([rotated[-1] ^ 1]))
+    blind = Person.__table__.c.name_index.type
+    digest = blind.bind_processor(dialect)
+    assert bytes(digest("Ann Smith")) == blind.process_bind_param("ANN SMITH", dialect)
+    assert digest(None) is None

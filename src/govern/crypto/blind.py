@@ -35,11 +35,12 @@ def false_positive_rate(distinct_values: int, bits: int) -> float:
 class BlindIndexer:
     """Per-column HMAC keys derived once from the root key, then reused."""
 
-    __slots__ = ("_keys", "_root")
+    __slots__ = ("_keys", "_macs", "_root")
 
     def __init__(self, root: bytes) -> None:
         self._root = root
         self._keys: dict[bytes, bytes] = {}
+        self._macs: dict[bytes, hmac.HMAC] = {}
 
     def key_for(self, context: bytes) -> bytes:
         key = self._keys.get(context)
@@ -53,6 +54,19 @@ class BlindIndexer:
             key = self._keys[context] = hkdf.derive(self._root)
         return key
 
+    def mac_for(self, context: bytes) -> hmac.HMAC:
+        """The keyed HMAC-SHA256 of column ``context`` before any data: copy it, then update.
+
+        Copying the keyed state is cheaper than keying a new HMAC (or ``hmac.digest``, which
+        looks the hash up by name) for every value.
+        """
+        mac = self._macs.get(context)
+        if mac is None:
+            mac = self._macs[context] = hmac.new(self.key_for(context), digestmod="sha256")
+        return mac
+
     def digest(self, context: bytes, value: bytes, bits: int) -> bytes:
         """The truncated HMAC of ``value`` for column ``context``."""
-        return hmac.digest(self.key_for(context), value, "sha256")[: bits // 8]
+        h = self.mac_for(context).copy()
+        h.update(value)
+        return h.digest()[: bits // 8]

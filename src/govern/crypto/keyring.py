@@ -109,8 +109,10 @@ class Keyring:
         if self._previous is not None:
             self._fingerprints[fingerprint(self._previous)] = self._previous
         self._data: dict[int, aead.Cipher] = {}
-        # Fast path for the column types: envelope header -> AESGCM of that data key.
+        # Fast paths for the column types: envelope header -> ``decrypt`` of that data key's
+        # AESGCM, and the primary data key's cipher (None until a primary is added).
         self.by_header: dict[bytes, Any] = {}
+        self.sealer: aead.Cipher | None = None
         self.primary_id: int | None = None
         self._blind: BlindIndexer | None = None
         self._subjects: OrderedDict[int, aead.Cipher] = OrderedDict()
@@ -148,9 +150,12 @@ class Keyring:
     def add_data_key(self, key_id: int, key: bytes, *, primary: bool = False) -> None:
         cipher = aead.Cipher(aead.DATA, key_id, key)
         self._data[key_id] = cipher
-        self.by_header[aead.header(aead.DATA, key_id)] = cipher.aead
+        self.by_header[aead.header(aead.DATA, key_id)] = cipher.aead.decrypt
         if primary:
             self.primary_id = key_id
+            self.sealer = cipher
+        elif key_id == self.primary_id:
+            self.sealer = cipher
 
     def drop_data_key(self, key_id: int) -> None:
         """Forget a retired key (the primary cannot be dropped)."""
@@ -183,6 +188,11 @@ class Keyring:
     # blind index ---------------------------------------------------------
     def set_blind_root(self, key: bytes) -> None:
         self._blind = BlindIndexer(key)
+
+    @property
+    def blind_or_none(self) -> BlindIndexer | None:
+        """The blind indexer, or None when the keyring has no blind-index key."""
+        return self._blind
 
     @property
     def blind(self) -> BlindIndexer:

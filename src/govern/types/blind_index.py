@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import Select
 
 from govern.crypto.blind import check_bits
-from govern.crypto.keyring import Keyring
+from govern.crypto.keyring import Keyring, holder
 from govern.errors import PlaintextRefusedError, UsageError
 from govern.types._protected import Protected, as_bytes
 
@@ -76,6 +77,35 @@ class BlindIndex(Protected[bytes]):
             column=column,
         )
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """The per-value path: a copy of the column's keyed HMAC, no key derivation.
+
+        Gives the same digests as ``process_bind_param``; anything else than a ``str`` or a
+        :class:`BlindDigest` (and a missing keyring) takes the slow path for its typed error.
+        """
+        slot = holder(dialect)
+        slow = self.process_bind_param
+        impl = self.impl_instance.bind_processor(dialect)
+        size = self.bits // 8
+        casefold = self.casefold
+        state: list[Any] = [None]  # (blind indexer, this column's keyed HMAC), swapped whole
+
+        def process(value: Any) -> Any:
+            keyring = slot.keyring
+            blind = None if keyring is None else keyring.blind_or_none
+            if type(value) is str and blind is not None:
+                current = state[0]
+                if current is None or current[0] is not blind:
+                    current = state[0] = (blind, blind.mac_for(self.context_bytes()))
+                h = current[1].copy()
+                h.update((value.casefold() if casefold else value).encode("utf-8", "surrogatepass"))
+                digest: bytes | None = h.digest()[:size]
+            else:
+                digest = slow(value, dialect)
+            return digest if impl is None or digest is None else impl(digest)
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
         return None if value is None else BlindDigest(as_bytes(value))
 
@@ -103,16 +133,31 @@ def _find_twin(attribute: InstrumentedAttribute[Any]) -> InstrumentedAttribute[A
     raise UsageError(f"{mapper.local_table.name}.{source} has no blind index")
 
 
+_LOOKUPS: dict[Any, tuple[Select[Any], BlindIndex]] = {}
+_LOOKUP_PARAM = "govern_blind_value"
+
+
+def _lookup_statement(attribute: InstrumentedAttribute[Any]) -> tuple[Select[Any], BlindIndex]:
+    """One statement per attribute, built once: SQLAlchemy then reuses its cache key."""
+    key = (attribute.class_, attribute.key)
+    found = _LOOKUPS.get(key)
+    if found is None:
+        twin = twin_of(attribute)
+        typ: BlindIndex = twin.property.columns[0].type
+        stmt = select(attribute.class_).where(twin == bindparam(_LOOKUP_PARAM, type_=typ))
+        found = _LOOKUPS[key] = (stmt, typ)
+    return found
+
+
 def lookup(session: Session, attribute: InstrumentedAttribute[Any], value: str) -> list[Any]:
     """Rows whose encrypted ``attribute`` equals ``value``, via its blind index.
 
     Candidates come from the indexed twin; false positives of the truncated digest are
     dropped after decryption, so the result is exact.
     """
-    twin = twin_of(attribute)
-    typ: BlindIndex = twin.property.columns[0].type
+    stmt, typ = _lookup_statement(attribute)
     want = value.casefold() if typ.casefold else value
-    rows = session.scalars(select(attribute.class_).where(twin == value)).all()
+    rows = session.scalars(stmt, {_LOOKUP_PARAM: value}).all()
     out = []
     for row in rows:
         got = getattr(row, attribute.key)

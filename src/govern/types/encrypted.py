@@ -49,6 +49,35 @@ class _Encrypted(Protected[T]):
         ctx = self.context_bytes()
         return self.decode(self.open_data(self.keyring(dialect), as_bytes(value), ctx))
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """A tight per-value path: the primary key's sealer for this column, built once per key.
+
+        Same envelopes as ``process_bind_param`` (a fresh random nonce per value, the header
+        and ``table.column`` as associated data); a missing keyring or primary key takes the
+        slow path, which raises the typed error.
+        """
+        slot = holder(dialect)
+        encode = self.encode
+        slow = self.process_bind_param
+        impl = self.impl_instance.bind_processor(dialect)
+        state: list[Any] = [None]  # (primary cipher, its sealer for this column), swapped whole
+
+        def process(value: T | None) -> Any:
+            if value is None:
+                return None
+            keyring = slot.keyring
+            cipher = None if keyring is None else keyring.sealer
+            if cipher is None:
+                sealed = slow(value, dialect)
+            else:
+                current = state[0]
+                if current is None or current[0] is not cipher:
+                    current = state[0] = (cipher, cipher.sealer(self.context_bytes()))
+                sealed = current[1](encode(value))
+            return sealed if impl is None else impl(sealed)
+
+        return process
+
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         """A tight per-row path: header -> cached AESGCM -> decrypt; errors take the slow path.
 
@@ -65,14 +94,11 @@ class _Encrypted(Protected[T]):
                 return None
             keyring = slot.keyring
             if keyring is not None and type(value) is bytes:
-                aesgcm = keyring.by_header.get(value[:HEADER_LEN])
-                if aesgcm is not None and len(value) >= OVERHEAD:
+                head = value[:HEADER_LEN]
+                decrypt = keyring.by_header.get(head)
+                if decrypt is not None and len(value) >= OVERHEAD:
                     try:
-                        return decode(
-                            aesgcm.decrypt(
-                                value[HEADER_LEN:BODY], value[BODY:], value[:HEADER_LEN] + ctx
-                            )
-                        )
+                        return decode(decrypt(value[HEADER_LEN:BODY], value[BODY:], head + ctx))
                     except InvalidTag:
                         pass
             return slow(value, dialect)
