@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import functools
 import secrets
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -325,11 +326,59 @@ def _sqlite_path(settings: Settings) -> Path | None:
     return Path(url.database).resolve()
 
 
-QUICKSTART_PENDING = (
-    ("submit and process an access and an erasure request", "data subject request queue"),
-    ("simulate retention", "retention policies"),
-)
+QUICKSTART_PENDING = (("simulate retention", "retention policies"),)
 """Quickstart steps whose capability this version lacks; each is reported as skipped."""
+
+
+QUICKSTART_REQUESTS = (("access", "alan"), ("erasure", "linus"))
+"""The quickstart's data-subject requests: (type, demo subject's seed key)."""
+
+
+def _quickstart_requests(settings: Settings, files: dict[str, str]) -> list[QuickstartStep]:
+    """Submit, verify, approve and process an access and an erasure request for demo subjects.
+
+    Verification and approval happen in-process (``verified=True``, as for a request from an
+    authenticated session); processing runs the same checkpointed steps as ``govern dsr work``.
+    """
+    from govern import dsr
+    from govern.db import transaction
+    from govern.keys import attach
+    from govern.seeding import seed_id
+
+    out_dir = Path(settings.dsr_export_dir).resolve()
+    steps: list[QuickstartStep] = []
+    with _engine(settings) as engine:
+        attach(engine, settings)
+        submitted: list[tuple[str, uuid.UUID]] = []
+        with transaction(engine) as session:
+            for kind, who in QUICKSTART_REQUESTS:
+                out = dsr.submit(
+                    session,
+                    type=kind,
+                    identifiers={"subject_id": str(seed_id("core", "subjects", who))},
+                    calendar=_calendar(settings),
+                    actor="quickstart",
+                    channel="quickstart",
+                    verified=True,
+                )
+                dsr.approve(session, out.request.id, actor="quickstart", reason="quickstart demo")
+                submitted.append((kind, out.request.id))
+        for kind, rid in submitted:
+            result = dsr.process_request(engine, rid, export_dir=out_dir, worker="quickstart")
+            detail = f"request {rid} {result.state}, {result.steps_run} step(s)"
+            if result.exceptions:
+                detail += f", {len(result.exceptions)} legal exception(s) recorded"
+            if result.export_path:
+                files[f"{kind} package"] = result.export_path
+                detail += ", package written"
+            steps.append(
+                QuickstartStep(
+                    name=f"process {kind} request",
+                    status="done" if result.ok else "failed",
+                    detail=detail,
+                )
+            )
+    return steps
 
 
 def _local_kek(settings: Settings) -> tuple[Settings, str | None]:
@@ -380,6 +429,7 @@ def quickstart(settings: Settings) -> QuickstartResult:
                 f"({recorded.unchanged} already there), through govern.consent",
             )
         )
+    steps += _quickstart_requests(settings, files)
     for name, capability in QUICKSTART_PENDING:
         steps.append(
             QuickstartStep(

@@ -9,6 +9,7 @@ import io
 import json
 import re
 import tomllib
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from govern import consent
+from govern import consent, dsr
 from govern.audit.bundle import MANIFEST, SIGNATURE, public_key_b64
 from govern.audit.export import export_bundle, verify
 from govern.audit.sections import NOT_AVAILABLE, Controller
@@ -83,9 +84,10 @@ def test_bundle_contents(bundle: Path) -> None:
     assert {f["path"] for f in manifest["files"]} == set(members) - {MANIFEST, SIGNATURE}
     for name in ("ropa/ropa.json", "ropa/ropa.csv", "report.html", "sbom.cdx.json"):
         assert name in members
-    for key in ("dsr", "retention"):
-        assert manifest["sections"][key] == NOT_AVAILABLE
-        assert json.loads(members[f"{key}/status.json"])["status"] == NOT_AVAILABLE
+    assert manifest["sections"]["retention"] == NOT_AVAILABLE
+    assert json.loads(members["retention/status.json"])["status"] == NOT_AVAILABLE
+    assert manifest["sections"]["dsr"] == "empty"  # no requests in the fixture
+    assert "dsr/status.json" not in members
     assert manifest["sections"]["holds"] == "included"
     ropa = json.loads(members["ropa/ropa.json"])
     assert ropa["controller"]["name"] == "Example Learning Ltd"
@@ -235,3 +237,106 @@ def test_inverted_period_is_refused_and_writes_nothing(migrated_url: str, tmp_pa
     with pytest.raises(UsageError, match="after its end"):
         _export(migrated_url, out, period_from=start, period_to=start - dt.timedelta(days=1))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dsr_register_and_statistics(migrated_url: str, tmp_path: Path) -> None:
+    calendar = dsr.WorkCalendar("UTC")
+    now = dt.datetime.now(dt.UTC)
+    engine = keyed_engine(migrated_url)
+    ids: dict[str, uuid.UUID] = {}
+    with transaction(engine) as s:
+        seed(s, "demo")
+
+        def submit(kind: str, who: str, received_at: dt.datetime | None = None) -> uuid.UUID:
+            sid = str(seed_id("core", "subjects", who))
+            out = dsr.submit(
+                s,
+                type=kind,
+                identifiers={"subject_id": sid},
+                calendar=calendar,
+                actor="portal",
+                verified=True,
+                received_at=received_at,
+            )
+            return out.request.id
+
+        ids["access"] = submit("access", "alan")
+        ids["erasure"] = submit("erasure", "edsger")
+        ids["extended"] = submit("restriction", "katherine")
+        ids["denied"] = submit("objection", "barbara")
+        ids["late"] = submit("access", "hedy", received_at=now - dt.timedelta(days=120))
+        for k in ("access", "erasure"):
+            dsr.approve(s, ids[k], actor="dpo")
+        first_due = dsr.show(s, ids["extended"]).request.due_at
+        dsr.extend(s, ids["extended"], reason="many requests", actor="dpo", calendar=calendar)
+        dsr.deny(s, ids["denied"], actor="dpo", reason="manifestly unfounded")
+    for k in ("access", "erasure"):
+        done = dsr.process_request(engine, ids[k], export_dir=tmp_path / "dsr")
+        assert done.state == "completed"
+    engine.dispose()
+    out = tmp_path / "b.zip"
+    result = _export(migrated_url, out)
+    assert {s.key: s.status for s in result.sections}["dsr"] == "included"
+    members = _members(out)
+    rows = {
+        r["request_id"]: r
+        for r in csv.DictReader(io.StringIO(members["dsr/register.csv"].decode()))
+    }
+    as_json = {r["request_id"]: r for r in json.loads(members["dsr/register.json"])}
+    assert set(rows) == set(as_json) == {str(v) for v in ids.values()}
+    access, erasure = rows[str(ids["access"])], rows[str(ids["erasure"])]
+    assert (access["type"], access["state"], access["on_time"]) == ("access", "completed", "yes")
+    assert access["outcome"].startswith("completed: package of ")
+    assert access["completed_at"]
+    assert (erasure["type"], erasure["state"], erasure["on_time"]) == (
+        "erasure",
+        "completed",
+        "yes",
+    )
+    ext = as_json[str(ids["extended"])]
+    assert dt.datetime.fromisoformat(ext["deadline"]) == first_due
+    assert dt.datetime.fromisoformat(ext["extended_deadline"]) > first_due
+    assert ext["extension_reason"] == "many requests"
+    assert (ext["state"], ext["on_time"]) == ("verified", "open")
+    assert rows[str(ids["denied"])]["outcome"] == "rejected"
+    late = rows[str(ids["late"])]
+    assert (late["on_time"], late["extended_deadline"]) == ("overdue", "")
+    stats = json.loads(members["dsr/statistics.json"])
+    assert (stats["total"], stats["completed"], stats["on_time"]) == (5, 2, 2)
+    assert (stats["on_time_rate"], stats["open_overdue"], stats["extended"]) == (1.0, 1, 1)
+    assert stats["by_type"] == {"access": 2, "erasure": 1, "restriction": 1, "objection": 1}
+    assert sum(w["received"] for w in stats["weekly"]) == 5
+    assert sum(w["completed_on_time"] for w in stats["weekly"]) == 2
+    dsr_files = b"".join(v for k, v in members.items() if k.startswith("dsr/"))
+    for who in ("alan", "edsger", "katherine", "barbara", "hedy"):
+        assert f"demo-{who}".encode() not in dsr_files
+        assert str(seed_id("core", "subjects", who)).encode() not in dsr_files
+    assert b"manifestly unfounded" not in dsr_files
+    page = members["report.html"].decode()
+    assert "DSR volume per week" in page
+    assert "DSR on-time rate per week (completed requests)" in page
+    assert verify(out, public_key_b64(KEY)).ok
+
+
+def test_dsr_register_is_limited_to_the_period(migrated_url: str, tmp_path: Path) -> None:
+    calendar = dsr.WorkCalendar("UTC")
+    engine = keyed_engine(migrated_url)
+    with transaction(engine) as s:
+        seed(s, "demo")
+        dsr.submit(
+            s,
+            type="access",
+            identifiers={"subject_id": str(seed_id("core", "subjects", "alan"))},
+            calendar=calendar,
+            actor="portal",
+            received_at=dt.datetime(2024, 3, 4, tzinfo=dt.UTC),
+        )
+    engine.dispose()
+    start = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+    out = tmp_path / "b.zip"
+    result = _export(migrated_url, out, period_from=start, period_to=start + dt.timedelta(days=1))
+    assert {s.key: s.status for s in result.sections}["dsr"] == "empty"
+    members = _members(out)
+    assert members["dsr/register.json"] == b"[]\n"
+    assert len(members["dsr/register.csv"].decode().splitlines()) == 1
+    assert json.loads(members["dsr/statistics.json"])["total"] == 0

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from govern import dsr
 from govern.audit.export import export_bundle
 from govern.audit.sections import Controller
 from govern.credentials import rotate
 from govern.db import transaction
-from govern.seeding import seed
+from govern.seeding import seed, seed_id
 from tests.conftest import Databases
 from tests.helpers import keyed_engine
 
@@ -63,9 +64,23 @@ def browser() -> Iterator[Any]:
 def test_report_renders_its_charts(browser: Any, databases: Databases, tmp_path: Path) -> None:
     url = databases.migrated("sqlite")
     engine = keyed_engine(url)
+    requests = []
     with transaction(engine) as session:
         seed(session, "demo")
         rotate(session, actor="ops")
+        for kind, who in (("access", "alan"), ("erasure", "edsger")):
+            out = dsr.submit(
+                session,
+                type=kind,
+                identifiers={"subject_id": str(seed_id("core", "subjects", who))},
+                calendar=dsr.WorkCalendar("UTC"),
+                actor="portal",
+                verified=True,
+            )
+            dsr.approve(session, out.request.id, actor="dpo")
+            requests.append(out.request.id)
+    for rid in requests:
+        assert dsr.process_request(engine, rid, export_dir=tmp_path / "dsr").ok
     with transaction(engine) as session:
         export_bundle(
             session,
@@ -82,7 +97,7 @@ def test_report_renders_its_charts(browser: Any, databases: Databases, tmp_path:
         " const r = s.getBoundingClientRect();"
         " const bars = Array.from(s.querySelectorAll('rect.bar'))"
         "   .map(b => b.getBoundingClientRect().height);"
-        " return {w: r.width, h: r.height, bars: bars}; })"
+        " return {title: s.getAttribute('aria-label'), w: r.width, h: r.height, bars: bars}; })"
     )
     fetched = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"
@@ -94,7 +109,11 @@ def test_report_renders_its_charts(browser: Any, databases: Databases, tmp_path:
     shot = ARTIFACTS / "report.png"
     browser.save_screenshot(str(shot))
     assert title == "govern compliance report"
-    assert len(charts) >= 3  # categories per domain, consents per week, audit actions
+    # categories per domain, consents per week, DSR volume and on-time rate, audit actions
+    assert len(charts) >= 5
+    titles = [c["title"] for c in charts]
+    assert "DSR volume per week" in titles
+    assert "DSR on-time rate per week (completed requests)" in titles
     for chart in charts:
         assert chart["w"] > 100
         assert chart["h"] > 100

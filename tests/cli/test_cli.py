@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -37,13 +41,26 @@ def test_quickstart_creates_govern_db_here(
     assert "done     verify audit bundle" in out
     assert "done     record consents: 20 new decision(s)" in out
     assert "skipped  simulate retention: not available in this version" in out
+    assert out.count("not available in this version") == 1  # only retention is missing
+    assert re.search(r"done     process access request: request \S+ completed", out)
+    assert re.search(r"done     process erasure request: request \S+ completed", out)
+    package = Path(re.findall(r"access package: (\S+\.zip)", out)[0])
+    assert package.parent == (govern_env / "dsr-exports").resolve()
+    with zipfile.ZipFile(package) as zf:
+        assert "manifest.json" in zf.namelist()
+    with zipfile.ZipFile(govern_env / "govern-audit.zip") as zf:
+        register = list(csv.DictReader(io.StringIO(zf.read("dsr/register.csv").decode())))
+    assert sorted((r["type"], r["state"], r["channel"]) for r in register) == [
+        ("access", "completed", "quickstart"),
+        ("erasure", "completed", "quickstart"),
+    ]
     key = govern_env / "govern.db.audit-signing.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert key.read_text().strip() not in out
     assert run(capsys, "audit", "verify", "govern-audit.zip")[0] == 0
     code, out, _ = run(capsys, "quickstart")  # a second run re-seeds nothing
     assert code == 0
-    assert "seed demo environment: 0 change(s)" in out
+    assert "seed demo environment: 0 change(s)" in out  # the erased subject stays erased
 
 
 def test_status_json(url_env: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,3 +136,40 @@ def test_generate_needs_subjects(migrated_url: str) -> None:
     with pytest.raises(SeedError, match="run `govern seed` first"), transaction(engine) as s:
         generate_events(s, 10)
     engine.dispose()
+
+
+def test_reseeding_leaves_an_erased_subject_erased(migrated_url: str, tmp_path: Path) -> None:
+    from govern import dsr
+
+    _seed(migrated_url, env="demo")
+    sid = seed_id("core", "subjects", "linus")
+    engine = keyed_engine(migrated_url)
+    try:
+        with transaction(engine) as session:
+            out = dsr.submit(
+                session,
+                type="erasure",
+                identifiers={"subject_id": str(sid)},
+                calendar=dsr.WorkCalendar("UTC"),
+                actor="portal",
+                verified=True,
+            )
+            dsr.approve(session, out.request.id, actor="dpo")
+        assert dsr.process_request(engine, out.request.id, export_dir=tmp_path).ok
+    finally:
+        engine.dispose()
+    before = table_counts(migrated_url)
+    again = _seed(migrated_url, env="demo")
+    assert again.changes == 0
+    assert {t.table: t.erased for t in again.tables}["subjects"] == 1
+    assert sum(t.erased for t in again.tables) > 1  # the subject's rows in other tables too
+    assert table_counts(migrated_url) == before
+    engine = keyed_engine(migrated_url)
+    try:
+        with transaction(engine) as session:
+            subject = session.get(Subject, sid)
+            assert subject is not None
+            assert subject.status == "erased"
+            assert subject.external_ref != "demo-linus"
+    finally:
+        engine.dispose()

@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -309,14 +309,141 @@ def consent(ctx: ExportContext, out: BundleWriter) -> Section:
     )
 
 
+def _week(when: dt.datetime) -> str:
+    iso = when.isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+REGISTER_COLUMNS = (
+    "request_id",
+    "type",
+    "jurisdiction",
+    "channel",
+    "received_at",
+    "deadline",
+    "extended_deadline",
+    "extended_at",
+    "extension_reason",
+    "state",
+    "data_held",
+    "outcome",
+    "exceptions",
+    "completed_at",
+    "on_time",
+)
+
+
 def dsr(ctx: ExportContext, out: BundleWriter) -> Section:
-    """Data subject request register: deadlines, extensions, outcomes, on-time rate."""
-    return _unavailable(
-        out,
-        "dsr",
-        "Data subject requests",
-        "data subject request queue",
-        ["DSR on-time rate", "DSR volume over time"],
+    """Data subject request register: deadlines, extensions, outcomes, on-time rate.
+
+    The register is streamed twice from ``govern.dsr.register`` (CSV, then JSON), so its size
+    does not bound memory; only per-week counters are kept.
+    """
+    from govern import dsr as dsr_service
+    from govern.dsr.schemas import RegisterEntry
+
+    def entries() -> Iterator[RegisterEntry]:
+        return dsr_service.register(
+            ctx.session, since=ctx.period_from, until=ctx.period_to, now=ctx.now
+        )
+
+    received: Counter[str] = Counter()
+    completed: Counter[str] = Counter()
+    on_time: Counter[str] = Counter()
+    n = 0
+    with out.text("dsr/register.csv") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(REGISTER_COLUMNS)
+        for e in entries():
+            n += 1
+            received[_week(e.received_at)] += 1
+            if e.state == "completed" and e.completed_at is not None:
+                completed[_week(e.completed_at)] += 1
+                on_time[_week(e.completed_at)] += e.on_time == "yes"
+            row = e.model_dump(mode="json")
+            row["exceptions"] = "; ".join(row["exceptions"])
+            row["data_held"] = "yes" if row["data_held"] else "no"
+            writer.writerow(["" if row[c] is None else row[c] for c in REGISTER_COLUMNS])
+    with out.text("dsr/register.json") as fh:
+        fh.write("[")
+        for i, e in enumerate(entries()):
+            fh.write(("," if i else "") + "\n  " + e.model_dump_json())
+        fh.write("\n]\n" if n else "]\n")
+    stats = dsr_service.report(ctx.session, since=ctx.period_from, until=ctx.period_to, now=ctx.now)
+    weeks = sorted(set(received) | set(completed))
+    out.add_json(
+        "dsr/statistics.json",
+        {
+            "period_from": ctx.period_from.isoformat() if ctx.period_from else None,
+            "period_to": ctx.period_to.isoformat(),
+            "basis": "requests received in the period; on time = completed before the "
+            "deadline in force (the extended one, if extended)",
+            **stats.model_dump(mode="json"),
+            "weekly": [
+                {
+                    "week": w,
+                    "received": received[w],
+                    "completed": completed[w],
+                    "completed_on_time": on_time[w],
+                }
+                for w in weeks
+            ],
+        },
+    )
+    rate = "-" if stats.on_time_rate is None else f"{stats.on_time_rate:.0%}"
+    summary = [
+        f"{stats.total} request(s) received in the period: "
+        + (", ".join(f"{c} {t}" for t, c in sorted(stats.by_type.items())) or "none")
+        + ".",
+        f"{stats.completed} completed, {stats.on_time} on time ({rate}); "
+        f"{stats.open_overdue} open and overdue; {stats.extended} extended.",
+        "The register holds request ids, types, dates, states and outcomes; "
+        "no identifiers of the people who asked.",
+    ]
+    charts = []
+    if n:
+        charts.append(
+            Chart(
+                title="DSR volume per week",
+                kind="bar",
+                unit="requests",
+                series=[
+                    Series(
+                        name="received", points=[Point(label=w, value=received[w]) for w in weeks]
+                    ),
+                    Series(
+                        name="completed",
+                        points=[Point(label=w, value=completed[w]) for w in weeks],
+                    ),
+                ],
+            )
+        )
+        done = [w for w in weeks if completed[w]]
+        if done:
+            charts.append(
+                Chart(
+                    title="DSR on-time rate per week (completed requests)",
+                    kind="bar",
+                    unit="%",
+                    series=[
+                        Series(
+                            name="on time",
+                            points=[
+                                Point(label=w, value=round(100 * on_time[w] / completed[w], 1))
+                                for w in done
+                            ],
+                        )
+                    ],
+                )
+            )
+    return Section(
+        key="dsr",
+        title="Data subject requests",
+        status="included" if n else "empty",
+        files=["dsr/register.csv", "dsr/register.json", "dsr/statistics.json"],
+        summary=summary,
+        figures={"DSR requests in period": n, "DSR on-time rate": rate},
+        charts=charts,
     )
 
 

@@ -251,6 +251,31 @@ class Report(BaseModel):
         ]
 
 
+class RegisterEntry(BaseModel):
+    """One line of the DSR register for auditors: ids, types, dates and outcomes only.
+
+    ``deadline`` is the first deadline; ``extended_deadline`` the one after the extension (if
+    any). ``on_time`` is ``yes``/``no`` for completed requests, ``overdue`` or ``open`` for open
+    ones and ``rejected`` for refused ones.
+    """
+
+    request_id: uuid.UUID
+    type: str
+    jurisdiction: str
+    channel: str
+    received_at: dt.datetime
+    deadline: dt.datetime
+    extended_deadline: dt.datetime | None
+    extended_at: dt.datetime | None
+    extension_reason: str | None
+    state: str
+    data_held: bool
+    outcome: str
+    exceptions: list[str]
+    completed_at: dt.datetime | None
+    on_time: str
+
+
 class MapEntry(BaseModel):
     table: str
     domain: str

@@ -12,7 +12,7 @@ import hmac
 import secrets
 import statistics
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from govern.dsr.schemas import (
     ExportOut,
     MapEntry,
     PlanOut,
+    RegisterEntry,
     Report,
     RequestDetail,
     RequestOut,
@@ -486,9 +487,16 @@ def plan(session: Session, request_id: uuid.UUID) -> PlanOut:
 
 
 def report(
-    session: Session, *, since: dt.datetime | None = None, now: dt.datetime | None = None
+    session: Session,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
 ) -> Report:
-    """On-time rate and median handling time of completed requests, counts of the rest."""
+    """On-time rate and median handling time of completed requests, counts of the rest.
+
+    Covers the requests received in ``[since, until]`` (either end open when ``None``).
+    """
     now = now or utcnow()
     stmt = select(
         DsrRequest.state,
@@ -500,6 +508,8 @@ def report(
     )
     if since is not None:
         stmt = stmt.where(DsrRequest.received_at >= since)
+    if until is not None:
+        stmt = stmt.where(DsrRequest.received_at <= until)
     by_state: dict[str, int] = {}
     by_type: dict[str, int] = {}
     hours: list[float] = []
@@ -525,6 +535,105 @@ def report(
         open_overdue=overdue,
         extended=extended,
     )
+
+
+def _outcome(state: str, outcome: Mapping[str, Any]) -> str:
+    if state == "completed":
+        if outcome.get("no_data_held"):
+            return "completed: no data held"
+        package = outcome.get("package")
+        if isinstance(package, Mapping):
+            return f"completed: package of {package.get('rows', 0)} row(s)"
+        return "completed"
+    if state == "failed":
+        return f"failed: {outcome.get('error', 'unknown error')}"
+    if state == "rejected":
+        return "rejected"
+    return "open: " + state.replace("_", " ")
+
+
+def _on_time(state: str, due: dt.datetime, completed: dt.datetime | None, now: dt.datetime) -> str:
+    if state == "completed" and completed is not None:
+        return "yes" if completed < due else "no"
+    if state == "rejected":
+        return "not applicable"
+    return "overdue" if now >= due else "open"
+
+
+def register(
+    session: Session,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    batch: int = 500,
+) -> Iterator[RegisterEntry]:
+    """The register of requests received in ``[since, until]``, oldest first, streamed.
+
+    Ids, types, dates, states and outcomes only: no identifier values, no subject ids. The
+    first deadline of an extended request is the one its ``dsr.extend`` audit row recorded.
+    """
+    from govern.domains.core import AuditLog
+
+    now = now or utcnow()
+    # columns, not entities: the register never loads (or decrypts) corrections
+    stmt = select(
+        DsrRequest.id,
+        DsrRequest.type,
+        DsrRequest.jurisdiction,
+        DsrRequest.channel,
+        DsrRequest.received_at,
+        DsrRequest.due_at,
+        DsrRequest.extended_at,
+        DsrRequest.extension_reason,
+        DsrRequest.state,
+        DsrRequest.subject_id,
+        DsrRequest.outcome,
+        DsrRequest.completed_at,
+    ).order_by(DsrRequest.received_at, DsrRequest.id)
+    if since is not None:
+        stmt = stmt.where(DsrRequest.received_at >= since)
+    if until is not None:
+        stmt = stmt.where(DsrRequest.received_at <= until)
+    result = session.execute(stmt.execution_options(yield_per=batch))
+    for chunk in result.partitions():
+        extended = [str(r.id) for r in chunk if r.extended_at is not None]
+        first: dict[str, str] = {}
+        if extended:
+            rows = session.execute(
+                select(AuditLog.target_id, AuditLog.details)
+                .where(
+                    AuditLog.target_type == "dsr_request",
+                    AuditLog.action == "dsr.extend",
+                    AuditLog.target_id.in_(extended),
+                )
+                .order_by(AuditLog.id)
+            )
+            for target, details in rows:
+                first.setdefault(str(target), str((details or {}).get("from")))
+        for r in chunk:
+            outcome = dict(r.outcome or {})
+            was_extended = r.extended_at is not None
+            deadline = r.due_at
+            if was_extended and str(r.id) in first:
+                deadline = dt.datetime.fromisoformat(first[str(r.id)])
+            yield RegisterEntry(
+                request_id=r.id,
+                type=r.type,
+                jurisdiction=r.jurisdiction,
+                channel=r.channel,
+                received_at=r.received_at,
+                deadline=deadline,
+                extended_deadline=r.due_at if was_extended else None,
+                extended_at=r.extended_at,
+                extension_reason=r.extension_reason,
+                state=r.state,
+                data_held=r.subject_id is not None,
+                outcome=_outcome(r.state, outcome),
+                exceptions=[str(e) for e in outcome.get("exceptions", [])],
+                completed_at=r.completed_at,
+                on_time=_on_time(r.state, r.due_at, r.completed_at, now),
+            )
 
 
 def restricted_subject_ids(table: str | None = None) -> Select[tuple[uuid.UUID]]:

@@ -11,6 +11,8 @@ class TableCounts(BaseModel):
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    erased: int = 0
+    """Rows of subjects erased by a DSR (or referencing such rows), left as erasure left them."""
 
 
 class GenerateResult(BaseModel):
@@ -50,7 +52,7 @@ class SeedResult(BaseModel):
         for t in self.tables:
             lines.append(
                 f"  {t.table:<22} inserted {t.inserted:>5}  updated {t.updated:>5}  "
-                f"unchanged {t.unchanged:>5}"
+                f"unchanged {t.unchanged:>5}" + (f"  left erased {t.erased:>5}" if t.erased else "")
             )
         lines.append(f"{self.changes} change(s); account passwords: {self.passwords}")
         if self.generated is not None:

@@ -4,6 +4,10 @@ Rows go through the mapped classes (never raw SQL), so column types that encrypt
 change tracking and the other ORM hooks apply exactly as in production. Each row is
 compared field by field with what the database holds: only fields a fixture names are
 written, and only when they differ, so a second run reports zero changes.
+
+A seed never resurrects a subject that a data-subject request erased: rows of an erased
+subject, and rows referencing rows left alone for that reason, are skipped and counted as
+``erased`` (not changes), so erasure holds across re-seeding and re-seeding stays a no-op.
 """
 
 from __future__ import annotations
@@ -42,7 +46,25 @@ def _password_source(seed_password: str | None) -> tuple[str, Any]:
     )
 
 
-def _load_table(session: Session, pt: PlannedTable, new_password_hash: Any) -> TableCounts:
+def _erased_subjects(session: Session, plan: Plan) -> set[Any]:
+    from govern.domains.core import Subject
+
+    planned = [v["id"] for pt in plan.tables if pt.table.name == "subjects" for _, v in pt.rows]
+    erased: set[Any] = set()
+    for i in range(0, len(planned), _CHUNK):
+        erased.update(
+            session.scalars(
+                select(Subject.id).where(
+                    Subject.id.in_(planned[i : i + _CHUNK]), Subject.status == "erased"
+                )
+            )
+        )
+    return erased
+
+
+def _load_table(
+    session: Session, pt: PlannedTable, new_password_hash: Any, skipped: dict[str, set[Any]]
+) -> TableCounts:
     mapper = _mapper_for(pt.table)
     cls = mapper.class_
     pk_col = pt.table.primary_key.columns.values()[0]
@@ -58,7 +80,16 @@ def _load_table(session: Session, pt: PlannedTable, new_password_hash: Any) -> T
     # Tokenised columns read back as tokens, never as the value written: they are set
     # when a row is inserted and left alone afterwards (like password hashes).
     write_once = {c.name for c in pt.table.columns if isinstance(c.type, TokenString)}
+    refs = [(fk.parent.name, fk.column.table.name) for fk in pt.table.foreign_keys]
+    mine = skipped.setdefault(pt.table.name, set())
     for _key, values in pt.rows:
+        if values[pk_col.name] in mine or any(
+            values.get(col) is not None and values[col] in skipped.get(target, ())
+            for col, target in refs
+        ):
+            mine.add(values[pk_col.name])
+            counts.erased += 1
+            continue
         obj = existing.get(values[pk_col.name])
         if obj is None:
             obj = cls(**{attr[k]: v for k, v in values.items()})
@@ -88,7 +119,8 @@ def apply_plan(session: Session, plan: Plan, *, seed_password: str | None = None
     from govern.audit import record
 
     label, new_hash = _password_source(seed_password)
-    tables = [_load_table(session, pt, new_hash) for pt in plan.tables]
+    skipped: dict[str, set[Any]] = {"subjects": _erased_subjects(session, plan)}
+    tables = [_load_table(session, pt, new_hash, skipped) for pt in plan.tables]
     if "core" in plan.domains and plan.root is not None:
         from govern.seeding.consents import seed_consents
 
