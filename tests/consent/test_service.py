@@ -315,3 +315,52 @@ def test_every_append_emits_an_event_in_the_same_transaction(engine: Engine) -> 
     assert [str(r.record_id) for r in records] == [
         json.loads(e.payload)["data"]["record_id"] for e in events
     ]
+
+
+def test_append_bulk_writes_what_append_many_writes(engine: Engine) -> None:
+    import json
+
+    from govern.events import OutboxEvent
+
+    def items(prefix: str) -> list[consent.ConsentIn]:
+        return [
+            consent.ConsentIn(
+                subject=f"{prefix}-{i % 2}",
+                purpose=purpose,
+                event=event,
+                locale="fr-CA",
+                jurisdiction="FR",
+                idempotency_key=f"{prefix}-{i}",
+                source_ip="192.0.2.1" if i == 1 else None,
+            )
+            for i, (purpose, event) in enumerate(
+                [
+                    ("marketing.email", "given"),
+                    ("ads.sale", "refused"),
+                    ("marketing.email", "withdrawn"),
+                ]
+            )
+        ]
+
+    with write_transaction(engine) as s:
+        many = consent.append_many(s, items("m"))
+        assert consent.append_bulk(s, items("b")) == 3
+        assert consent.append_bulk(s, []) == 0
+    with transaction(engine) as s:
+        bulk = consent.history(s, "b-0") + consent.history(s, "b-1")
+        data = [
+            json.loads(e.payload)["data"]
+            for e in s.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
+        ]
+        assert consent.verify(s).ok
+    varying = {"record_id", "subject", "idempotency_key", "hash", "prev_hash", "subject_id"}
+    varying |= {"recorded_at", "occurred_at", "expires_at"}
+    by_seq = sorted(many, key=lambda r: (r.subject, r.seq))
+    assert [r.model_dump(exclude=varying) for r in by_seq] == [
+        r.model_dump(exclude=varying) for r in bulk
+    ]
+    assert len(data) == 6
+    same = [{k: v for k, v in d.items() if k not in varying} for d in data]
+    assert same[:3] == same[3:]
+    assert {d["record_id"] for d in data[3:]} == {str(r.record_id) for r in bulk}
+    assert {d["hash"] for d in data[3:]} == {r.hash for r in bulk}
