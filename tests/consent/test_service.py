@@ -165,18 +165,40 @@ def test_check_at_answers_from_history(engine: Engine) -> None:
 
 def test_check_many_matches_check(engine: Engine) -> None:
     subjects = [f"u-{i}" for i in range(30)]
+    now = dt.datetime.now(dt.UTC)
     with write_transaction(engine) as s:
         for i, subj in enumerate(subjects[:20]):
             consent.grant(s, subj, "marketing.email")
             if i % 3 == 0:
                 consent.withdraw(s, subj, "marketing.email")
+            if i % 4 == 1:
+                consent.record_gpc(s, subj)
+        for i, subj in enumerate(subjects[20:25]):
+            # expired a second ago, or expiring in a minute
+            ends = now + (dt.timedelta(minutes=1) if i % 2 else -dt.timedelta(seconds=1))
+            consent.grant(
+                s,
+                subj,
+                "marketing.email",
+                occurred_at=now - dt.timedelta(days=1),
+                expires_at=ends,
+            )
+    seen: dict[str, set[consent.Reason]] = {}
     with transaction(engine) as s:
-        batch = consent.check_many(s, subjects, "marketing.email")
-        single = {x: consent.check(s, x, "marketing.email").reason for x in subjects}
-    assert single == batch.reasons
-    assert {x for x in subjects if single[x] is consent.Reason.GRANTED} == {
-        x for x in subjects if batch.allowed(x)
-    }
+        for purpose in ("marketing.email", "ads.sale", "analytics.share"):
+            batch = consent.check_many(s, subjects, purpose)
+            single = {x: consent.check(s, x, purpose).reason for x in subjects}
+            assert single == batch.reasons
+            assert {
+                x
+                for x in subjects
+                if single[x] is consent.Reason.GRANTED or single[x] is consent.Reason.LEGAL_BASIS
+            } == {x for x in subjects if batch.allowed(x)}
+            seen[purpose] = set(single.values())
+    R = consent.Reason
+    assert seen["marketing.email"] == {R.GRANTED, R.WITHDRAWN, R.EXPIRED, R.NO_RECORD}
+    assert seen["ads.sale"] == {R.NO_RECORD, R.REFUSED}
+    assert seen["analytics.share"] == {R.LEGAL_BASIS, R.OBJECTION}
 
 
 def test_gpc_objects_to_every_sale_or_sharing_purpose(engine: Engine) -> None:

@@ -908,13 +908,24 @@ def _decide(
     material_version: int | None,
     at: dt.datetime,
 ) -> Reason:
+    expired = expires_at is not None and expires_at <= at
+    return _decide_expired(status, expired, notice_version, legal_basis, material_version)
+
+
+def _decide_expired(
+    status: str | None,
+    expired: bool,
+    notice_version: int | None,
+    legal_basis: str,
+    material_version: int | None,
+) -> Reason:
     if legal_basis != "Consent":
         # Other bases need no consent; an objection (GPC, refusal, withdrawal) stops them.
         return Reason.OBJECTION if status in NEGATIVE else Reason.LEGAL_BASIS
     if status is None:
         return Reason.NO_RECORD
     if status == "given":
-        if expires_at is not None and expires_at <= at:
+        if expired:
             return Reason.EXPIRED
         if material_version is not None and (notice_version or 0) < material_version:
             return Reason.STALE_NOTICE
@@ -1027,7 +1038,12 @@ def _check_at(session: Session, subject: str, purpose: str, at: dt.datetime) -> 
 
 
 def check_many(session: Session, subjects: Sequence[str], purpose: str) -> BatchDecision:
-    """Decisions for many subjects and one purpose, in one query."""
+    """Decisions for many subjects and one purpose, in one query.
+
+    The database compares each expiry with the time of the check (as ``expire_due`` does),
+    so a row needs no timestamp parsing; rows with the same status, expiry verdict and
+    notice version share one decision.
+    """
     import json
 
     now = utcnow()
@@ -1035,22 +1051,31 @@ def check_many(session: Session, subjects: Sequence[str], purpose: str) -> Batch
     material = session.scalar(select(Notice.material_version).where(Notice.id == p.notice_id))
     conn = session.connection()
     raw: Any = conn.connection.driver_connection
+    at = _Binder.column(session, _STATE, "expires_at")(now)
     if conn.dialect.name == "postgresql":
         sql = (
-            "SELECT subject_ref, status, expires_at, notice_version FROM consent_state "
-            "WHERE purpose_id = %s AND subject_ref = ANY(%s)"
+            "SELECT subject_ref, status, expires_at IS NOT NULL AND expires_at <= %s, "
+            "notice_version FROM consent_state WHERE purpose_id = %s AND subject_ref = ANY(%s)"
         )
-        rows = raw.execute(sql, (p.id, list(subjects))).fetchall()
+        rows = raw.execute(sql, (at, p.id, list(subjects))).fetchall()
     else:
         sql = (
-            "SELECT subject_ref, status, expires_at, notice_version FROM consent_state "
+            "SELECT subject_ref, status, expires_at IS NOT NULL AND expires_at <= ?, "
+            "notice_version FROM consent_state "
             "WHERE purpose_id = ? AND subject_ref IN (SELECT value FROM json_each(?))"
         )
-        rows = raw.execute(sql, (p.id, json.dumps(list(subjects)))).fetchall()
-    default = _decide(None, None, None, p.legal_basis, material, now)
-    reasons: dict[str, Reason] = dict.fromkeys(subjects, default)
-    for s, status, exp, nv in rows:
-        reasons[s] = _decide(status, _ts(exp), nv, p.legal_basis, material, now)
+        rows = raw.execute(sql, (at, p.id, json.dumps(list(subjects)))).fetchall()
+    basis = p.legal_basis
+    reasons: dict[str, Reason] = dict.fromkeys(
+        subjects, _decide_expired(None, False, None, basis, material)
+    )
+    decided: dict[tuple[Any, Any, Any], Reason] = {}
+    for s, status, expired, nv in rows:
+        key = (status, expired, nv)
+        reason = decided.get(key)
+        if reason is None:
+            reason = decided[key] = _decide_expired(status, bool(expired), nv, basis, material)
+        reasons[s] = reason
     return BatchDecision.model_construct(purpose=purpose, at=now, reasons=reasons)
 
 
