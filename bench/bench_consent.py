@@ -3,7 +3,8 @@
 - ``check`` through the public API beside a raw indexed lookup of the same projection row;
 - ``check_many`` over 100,000 subjects (one query);
 - appending with the hash chain, projection and outbox events, in batches of 1,000, beside
-  a plain ``INSERT`` of the same rows into the same table;
+  a plain ``INSERT`` of the same rows into the same table, through ``append_many`` (a result
+  per record) and ``append_bulk`` (a count);
 - ``verify`` of one million records (bulk-loaded with valid chains, heads and projection).
 
 ``BENCH_CONSENT_SCALE`` (default 1.0) shrinks every size for a quick look.
@@ -61,7 +62,7 @@ def _setup(url: str) -> Any:
     return engine
 
 
-def _append_figures(url: str, peer_url: str) -> list[dict[str, Any]]:
+def _append_figures(url: str, peer_url: str, bulk_url: str) -> list[dict[str, Any]]:
     from sqlalchemy import Table
 
     from govern import consent
@@ -117,6 +118,16 @@ def _append_figures(url: str, peer_url: str) -> list[dict[str, Any]]:
 
     t_plain = timed(plain)
     peer.dispose()
+    # The same appends through append_bulk (a count instead of a result object per record).
+    bulk = _setup(bulk_url)
+
+    def ledger_bulk() -> None:
+        for i in range(0, len(items), BATCH):
+            with write_transaction(bulk) as s:
+                consent.append_bulk(s, items[i : i + BATCH])
+
+    t_bulk = timed(ledger_bulk)
+    bulk.dispose()
     out = [
         emit(
             "consent_append_chain_projection_outbox_sqlite",
@@ -126,7 +137,15 @@ def _append_figures(url: str, peer_url: str) -> list[dict[str, Any]]:
             target_min=20_000,
             plain_insert_records_per_s=round(len(rows) / t_plain, 1),
             ratio_to_plain_insert=round(t_plain / t_ledger, 3),
-        )
+        ),
+        emit(
+            "consent_append_bulk_chain_projection_outbox_sqlite",
+            len(items) / t_bulk,
+            "records/s",
+            batch=BATCH,
+            target_min=20_000,
+            ratio_to_plain_insert=round(t_plain / t_bulk, 3),
+        ),
     ]
     out += _check_figures(engine)
     engine.dispose()
@@ -298,8 +317,8 @@ def _verify_figure(url: str) -> dict[str, Any]:
 
 def run() -> list[dict[str, Any]]:
     rows = []
-    with sqlite_url() as url, sqlite_url() as peer:
-        rows += _append_figures(url, peer)
+    with sqlite_url() as url, sqlite_url() as peer, sqlite_url() as bulk:
+        rows += _append_figures(url, peer, bulk)
     with sqlite_url() as url:
         rows.append(_verify_figure(url))
     return rows

@@ -67,9 +67,9 @@ def _projection(engine: Engine) -> dict[tuple[str, int], tuple[object, ...]]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(ops=OPS, batch=st.booleans())
+@given(ops=OPS, mode=st.sampled_from(["one", "many", "bulk"]))
 def test_projection_equals_replay(
-    engine: Engine, ops: list[tuple[str, str, str, int]], batch: bool
+    engine: Engine, ops: list[tuple[str, str, str, int]], mode: str
 ) -> None:
     items = [
         consent.ConsentIn(
@@ -82,8 +82,10 @@ def test_projection_equals_replay(
         for subj, purpose, event, day in ops
     ]
     with write_transaction(engine) as s:
-        if batch:
+        if mode == "many":
             consent.append_many(s, items)
+        elif mode == "bulk":
+            assert consent.append_bulk(s, items) == len(items)
         else:
             for item in items:
                 consent.append(s, item)

@@ -165,18 +165,40 @@ def test_check_at_answers_from_history(engine: Engine) -> None:
 
 def test_check_many_matches_check(engine: Engine) -> None:
     subjects = [f"u-{i}" for i in range(30)]
+    now = dt.datetime.now(dt.UTC)
     with write_transaction(engine) as s:
         for i, subj in enumerate(subjects[:20]):
             consent.grant(s, subj, "marketing.email")
             if i % 3 == 0:
                 consent.withdraw(s, subj, "marketing.email")
+            if i % 4 == 1:
+                consent.record_gpc(s, subj)
+        for i, subj in enumerate(subjects[20:25]):
+            # expired a second ago, or expiring in a minute
+            ends = now + (dt.timedelta(minutes=1) if i % 2 else -dt.timedelta(seconds=1))
+            consent.grant(
+                s,
+                subj,
+                "marketing.email",
+                occurred_at=now - dt.timedelta(days=1),
+                expires_at=ends,
+            )
+    seen: dict[str, set[consent.Reason]] = {}
     with transaction(engine) as s:
-        batch = consent.check_many(s, subjects, "marketing.email")
-        single = {x: consent.check(s, x, "marketing.email").reason for x in subjects}
-    assert single == batch.reasons
-    assert {x for x in subjects if single[x] is consent.Reason.GRANTED} == {
-        x for x in subjects if batch.allowed(x)
-    }
+        for purpose in ("marketing.email", "ads.sale", "analytics.share"):
+            batch = consent.check_many(s, subjects, purpose)
+            single = {x: consent.check(s, x, purpose).reason for x in subjects}
+            assert single == batch.reasons
+            assert {
+                x
+                for x in subjects
+                if single[x] is consent.Reason.GRANTED or single[x] is consent.Reason.LEGAL_BASIS
+            } == {x for x in subjects if batch.allowed(x)}
+            seen[purpose] = set(single.values())
+    R = consent.Reason
+    assert seen["marketing.email"] == {R.GRANTED, R.WITHDRAWN, R.EXPIRED, R.NO_RECORD}
+    assert seen["ads.sale"] == {R.NO_RECORD, R.REFUSED}
+    assert seen["analytics.share"] == {R.LEGAL_BASIS, R.OBJECTION}
 
 
 def test_gpc_objects_to_every_sale_or_sharing_purpose(engine: Engine) -> None:
@@ -315,3 +337,52 @@ def test_every_append_emits_an_event_in_the_same_transaction(engine: Engine) -> 
     assert [str(r.record_id) for r in records] == [
         json.loads(e.payload)["data"]["record_id"] for e in events
     ]
+
+
+def test_append_bulk_writes_what_append_many_writes(engine: Engine) -> None:
+    import json
+
+    from govern.events import OutboxEvent
+
+    def items(prefix: str) -> list[consent.ConsentIn]:
+        return [
+            consent.ConsentIn(
+                subject=f"{prefix}-{i % 2}",
+                purpose=purpose,
+                event=event,
+                locale="fr-CA",
+                jurisdiction="FR",
+                idempotency_key=f"{prefix}-{i}",
+                source_ip="192.0.2.1" if i == 1 else None,
+            )
+            for i, (purpose, event) in enumerate(
+                [
+                    ("marketing.email", "given"),
+                    ("ads.sale", "refused"),
+                    ("marketing.email", "withdrawn"),
+                ]
+            )
+        ]
+
+    with write_transaction(engine) as s:
+        many = consent.append_many(s, items("m"))
+        assert consent.append_bulk(s, items("b")) == 3
+        assert consent.append_bulk(s, []) == 0
+    with transaction(engine) as s:
+        bulk = consent.history(s, "b-0") + consent.history(s, "b-1")
+        data = [
+            json.loads(e.payload)["data"]
+            for e in s.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
+        ]
+        assert consent.verify(s).ok
+    varying = {"record_id", "subject", "idempotency_key", "hash", "prev_hash", "subject_id"}
+    varying |= {"recorded_at", "occurred_at", "expires_at"}
+    by_seq = sorted(many, key=lambda r: (r.subject, r.seq))
+    assert [r.model_dump(exclude=varying) for r in by_seq] == [
+        r.model_dump(exclude=varying) for r in bulk
+    ]
+    assert len(data) == 6
+    same = [{k: v for k, v in d.items() if k not in varying} for d in data]
+    assert same[:3] == same[3:]
+    assert {d["record_id"] for d in data[3:]} == {str(r.record_id) for r in bulk}
+    assert {d["hash"] for d in data[3:]} == {r.hash for r in bulk}

@@ -32,6 +32,60 @@ def _ts(value: dt.datetime | None) -> str | None:  # cached: a batch shares a fe
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+_STR = json.encoder.encode_basestring  # the string encoder of ``ensure_ascii=False`` (C)
+
+
+def _j(value: str | None) -> str:
+    return "null" if value is None else _STR(value)
+
+
+def _int(value: int) -> str:
+    if type(value) is not int:  # bool, str...: not the fixed shape (JSON would differ)
+        raise TypeError(f"expected an int, got {type(value).__name__}")
+    return int.__repr__(value)
+
+
+def canonical_tail(
+    *,
+    purpose: str,
+    event: str,
+    notice: str,
+    notice_version: int,
+    locale: str,
+    legal_basis: str,
+    method: str,
+    jurisdiction: str | None,
+    controller: str,
+    occurred_at: dt.datetime,
+    recorded_at: dt.datetime,
+    expires_at: dt.datetime | None,
+    tcf_string: str | None,
+    idempotency_key: str | None,
+    sealed_digest: str | None = None,
+) -> str:
+    """The canonical JSON after the record id (``,purpose,...,sealed_digest]``).
+
+    Records of a batch share most of it; :func:`canonical_join` puts the subject, sequence
+    and record id in front. Hand-rolled for the fixed shape: exactly what
+    ``json.dumps(fields, separators=(",", ":"), ensure_ascii=False)`` writes (a test
+    compares the two), without the generic encoder's per-value dispatch.
+    """
+    return (
+        f",{_STR(purpose)},{_STR(event)},{_STR(notice)},{_int(notice_version)},"
+        f"{_STR(locale)},{_STR(legal_basis)},{_STR(method)},{_j(jurisdiction)},"
+        f"{_STR(controller)},{_j(_ts(occurred_at))},{_j(_ts(recorded_at))},"
+        f"{_j(_ts(expires_at))},{_j(tcf_string)},{_j(idempotency_key)},{_j(sealed_digest)}]"
+    )
+
+
+_HEAD = f"[{HASH_VERSION},"
+
+
+def canonical_join(subject_ref: str, seq: int, record_id: str, tail: str) -> bytes:
+    """The full canonical bytes from a record's own fields and its :func:`canonical_tail`."""
+    return f"{_HEAD}{_STR(subject_ref)},{_int(seq)},{_STR(record_id)}{tail}".encode()
+
+
 def canonical(
     *,
     subject_ref: str,
@@ -53,29 +107,31 @@ def canonical(
     idempotency_key: str | None,
     sealed_digest: str | None = None,
 ) -> bytes:
-    """The bytes a record's hash covers (everything but the chain link itself)."""
-    fields: list[Any] = [
-        HASH_VERSION,
-        subject_ref,
-        seq,
-        str(record_id),
-        purpose,
-        event,
-        notice,
-        notice_version,
-        locale,
-        legal_basis,
-        method,
-        jurisdiction,
-        controller,
-        _ts(occurred_at),
-        _ts(recorded_at),
-        _ts(expires_at),
-        tcf_string,
-        idempotency_key,
-        sealed_digest,
-    ]
-    return _ENCODE(fields).encode()
+    """The bytes a record's hash covers (everything but the chain link itself).
+
+    The compact JSON array ``[HASH_VERSION, subject_ref, seq, str(record_id), purpose,
+    event, notice, notice_version, locale, legal_basis, method, jurisdiction, controller,
+    occurred_at, recorded_at, expires_at, tcf_string, idempotency_key, sealed_digest]``
+    (timestamps as UTC ISO-8601 with microseconds, non-ASCII kept as UTF-8).
+    """
+    tail = canonical_tail(
+        purpose=purpose,
+        event=event,
+        notice=notice,
+        notice_version=notice_version,
+        locale=locale,
+        legal_basis=legal_basis,
+        method=method,
+        jurisdiction=jurisdiction,
+        controller=controller,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+        expires_at=expires_at,
+        tcf_string=tcf_string,
+        idempotency_key=idempotency_key,
+        sealed_digest=sealed_digest,
+    )
+    return canonical_join(subject_ref, seq, str(record_id), tail)
 
 
 def sealed_digest(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -436,6 +437,10 @@ _HEAD_CONFLICT = (
 )
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 class _Binder:
     """Turns Python values into what the driver stores, with the columns' own bind processors.
 
@@ -455,6 +460,15 @@ class _Binder:
             if proc is not None:
                 # Timestamps repeat within a batch (memoised); ids do not.
                 self.procs.append((i, proc, {} if name.endswith("_at") else None))
+
+    @staticmethod
+    def column(session: Session, table: Table, name: str) -> Any:
+        """The bind function of one column (``None`` passes through), for values bound once."""
+        dialect = session.get_bind().dialect
+        proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if proc is None:
+            return _same
+        return lambda v: None if v is None else proc(v)
 
     def row(self, values: list[Any]) -> list[Any]:
         for i, proc, memo in self.procs:
@@ -482,7 +496,7 @@ def _insert_rows(
     per = max(1, _MAX_PARAMS // len(columns))
     for i in range(0, len(rows), per):
         part = rows[i : i + per]
-        flat = tuple(v for r in part for v in r)
+        flat = tuple(itertools.chain.from_iterable(part))
         conn.exec_driver_sql(head + ", ".join([one] * len(part)) + tail, flat)
 
 
@@ -576,7 +590,7 @@ def _record_out_fast(fields: dict[str, Any]) -> ConsentRecordOut:
     Appends build thousands of these per batch; this sets exactly what ``model_construct``
     sets (a test compares the two).
     """
-    assert fields.keys() == _OUT_FIELDS
+    assert len(fields) == len(_OUT_FIELDS)  # the caller's literal names exactly these
     out = ConsentRecordOut.__new__(ConsentRecordOut)
     _set_attr(out, "__dict__", fields)
     _set_attr(out, "__pydantic_fields_set__", set(fields))
@@ -598,6 +612,19 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
     already has, else :func:`key_subject_id` of the reference. The hash covers the SHA-256
     of the sealed bytes, so shredding the owner's key leaves the chain verifiable.
     """
+    return _append(session, items, want_records=True)
+
+
+def append_bulk(session: Session, items: Sequence[ConsentIn]) -> int:
+    """:func:`append_many` for bulk imports: the same records, checks, chain, projection and
+    events, but only the number appended is returned (no result object per record)."""
+    _append(session, items, want_records=False)
+    return len(items)
+
+
+def _append(
+    session: Session, items: Sequence[ConsentIn], *, want_records: bool
+) -> list[ConsentRecordOut]:
     if not items:
         return []
     now = utcnow()
@@ -622,16 +649,32 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
 
     links = {s: (h[0], h[1]) for s, h in heads.items()}
     records: list[list[Any]] = []
-    new_state: dict[tuple[str, int], list[Any]] = {}
+    new_state: dict[tuple[str, int], tuple[dt.datetime, list[Any]]] = {}
     outs: list[ConsentRecordOut] = []
     events: list[dict[str, Any]] = []
     etype = {e: f"govern.consent.{e.value}" for e in ConsentEvent}
+    bases = {b.value: b for b in LegalBasis}
+    # What records of a batch share (the canonical form after the record id, the event's
+    # constant data), built once per distinct combination.
+    tails: dict[tuple[Any, ...], tuple[str, Any, Any, Any, Any]] = {}
+    # Values bound once with the columns' own processors (UUIDs, UTC times on SQLite); the
+    # statements go to the driver directly.
+    bind_rid = _Binder.column(session, _RECORDS, "record_id")
+    bind_owner = _Binder.column(session, _RECORDS, "subject_id")
+    bind_time = {
+        (t, c): _Binder.column(session, t, c)
+        for t in (_RECORDS, _STATE)
+        for c in ("occurred_at", "expires_at")
+    }
+    bound_now = _Binder.column(session, _RECORDS, "recorded_at")(now)
+    bound_owners = {s: bind_owner(o) for s, o in owners.items()}
     for p in prepared:
         item = p.item
         subject = item.subject
         seq, prev = links[subject]
         seq += 1
         rid = uuid.uuid4()
+        rid_s = str(rid)
         owner = owners[subject]
         ip_env = ua_env = None
         if item.source_ip is not None or item.user_agent is not None:
@@ -641,78 +684,107 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
             if item.user_agent is not None:
                 ua_env = cipher.seal(item.user_agent.encode("utf-8", "surrogatepass"), ctx_ua)
         purpose = p.purpose
-        content = chain.canonical(
-            subject_ref=subject,
-            seq=seq,
-            record_id=rid,
-            purpose=purpose.key,
-            event=item.event.value,
-            notice=purpose.notice_key,
-            notice_version=p.notice_version,
-            locale=p.locale,
-            legal_basis=purpose.legal_basis,
-            method=item.method.value,
-            jurisdiction=item.jurisdiction,
-            controller=purpose.controller,
-            occurred_at=p.occurred_at,
-            recorded_at=now,
-            expires_at=p.expires_at,
-            tcf_string=item.tcf_string,
-            idempotency_key=item.idempotency_key,
-            sealed_digest=chain.sealed_digest(owner, ip_env, ua_env),
-        )
-        digest = chain.link(content, prev)
+        event = item.event.value
+        method = item.method.value
+        sealed = chain.sealed_digest(owner, ip_env, ua_env)
+        key_t = (purpose.id, event, p.notice_version, p.locale, method, item.jurisdiction,
+                 p.occurred_at, p.expires_at, item.tcf_string, item.idempotency_key,
+                 sealed)  # fmt: skip
+        shared = tails.get(key_t)
+        if shared is None:
+            tail = chain.canonical_tail(
+                purpose=purpose.key,
+                event=event,
+                notice=purpose.notice_key,
+                notice_version=p.notice_version,
+                locale=p.locale,
+                legal_basis=purpose.legal_basis,
+                method=method,
+                jurisdiction=item.jurisdiction,
+                controller=purpose.controller,
+                occurred_at=p.occurred_at,
+                recorded_at=now,
+                expires_at=p.expires_at,
+                tcf_string=item.tcf_string,
+                idempotency_key=item.idempotency_key,
+                sealed_digest=sealed,
+            )
+            shared = tails[key_t] = (
+                tail,
+                bind_time[_RECORDS, "occurred_at"](p.occurred_at),
+                bind_time[_RECORDS, "expires_at"](p.expires_at),
+                bind_time[_STATE, "occurred_at"](p.occurred_at),
+                bind_time[_STATE, "expires_at"](p.expires_at),
+            )
+        tail, r_occ, r_exp, s_occ, s_exp = shared
+        b_rid = bind_rid(rid)
+        digest = chain.link(chain.canonical_join(subject, seq, rid_s, tail), prev)
         links[subject] = (seq, digest)
         records.append(
-            [subject, seq, rid, purpose.id, item.event.value, p.notice_version_id, p.locale,
-             purpose.legal_basis, item.method.value, item.jurisdiction, purpose.controller,
-             p.occurred_at, now, p.expires_at, item.tcf_string, item.idempotency_key, prev,
-             digest, owner, ip_env, ua_env]
+            [subject, seq, b_rid, purpose.id, event, p.notice_version_id, p.locale,
+             purpose.legal_basis, method, item.jurisdiction, purpose.controller,
+             r_occ, bound_now, r_exp, item.tcf_string, item.idempotency_key, prev,
+             digest, bound_owners[subject], ip_env, ua_env]
         )  # fmt: skip
         key = (subject, purpose.id)
         current = new_state.get(key)
-        if current is None or p.occurred_at >= current[5]:
-            new_state[key] = [subject, purpose.id, item.event.value, seq, rid, p.occurred_at,
-                              p.expires_at, p.notice_version]  # fmt: skip
-        out = _record_out_fast(
-            {
-                "record_id": rid,
-                "subject": subject,
-                "seq": seq,
-                "purpose": purpose.key,
-                "event": item.event,
-                "notice": purpose.notice_key,
-                "notice_version": p.notice_version,
-                "locale": p.locale,
-                "legal_basis": LegalBasis(purpose.legal_basis),
-                "method": item.method,
-                "jurisdiction": item.jurisdiction,
-                "controller": purpose.controller,
-                "occurred_at": p.occurred_at,
-                "recorded_at": now,
-                "expires_at": p.expires_at,
-                "tcf_string": item.tcf_string,
-                "idempotency_key": item.idempotency_key,
-                "prev_hash": prev,
-                "hash": digest,
-                "subject_id": owner,
-                "source_ip": item.source_ip,
-                "user_agent": item.user_agent,
-            }
-        )
-        outs.append(out)
+        if current is None or p.occurred_at >= current[0]:
+            new_state[key] = (p.occurred_at, [subject, purpose.id, event, seq, b_rid, s_occ,
+                              s_exp, p.notice_version])  # fmt: skip
+        if want_records:
+            outs.append(
+                _record_out_fast(
+                    {
+                        "record_id": rid,
+                        "subject": subject,
+                        "seq": seq,
+                        "purpose": purpose.key,
+                        "event": item.event,
+                        "notice": purpose.notice_key,
+                        "notice_version": p.notice_version,
+                        "locale": p.locale,
+                        "legal_basis": bases[purpose.legal_basis],
+                        "method": item.method,
+                        "jurisdiction": item.jurisdiction,
+                        "controller": purpose.controller,
+                        "occurred_at": p.occurred_at,
+                        "recorded_at": now,
+                        "expires_at": p.expires_at,
+                        "tcf_string": item.tcf_string,
+                        "idempotency_key": item.idempotency_key,
+                        "prev_hash": prev,
+                        "hash": digest,
+                        "subject_id": owner,
+                        "source_ip": item.source_ip,
+                        "user_agent": item.user_agent,
+                    }
+                )
+            )
         events.append(
             {
                 "type": etype[item.event],
                 "aggregate_type": "consent.subject",
                 "aggregate_id": subject,
-                "data": _event_data(out),
+                "data": {
+                    "record_id": rid_s,
+                    "seq": seq,
+                    "purpose": purpose.key,
+                    "event": event,
+                    "legal_basis": purpose.legal_basis,
+                    "notice": purpose.notice_key,
+                    "notice_version": p.notice_version,
+                    "locale": p.locale,
+                    "method": method,
+                    "jurisdiction": item.jurisdiction,
+                    "occurred_at": _iso(p.occurred_at),
+                    "expires_at": None if p.expires_at is None else _iso(p.expires_at),
+                    "hash": digest,
+                },
             }
         )
-    binder = _Binder(session, _RECORDS, _RECORD_COLUMNS)
     try:
         # No savepoint: a refused insert aborts the caller's transaction, which rolls back.
-        _insert_rows(session, "consent_records", _RECORD_COLUMNS, [binder.row(r) for r in records])
+        _insert_rows(session, "consent_records", _RECORD_COLUMNS, records)
     except IntegrityError as exc:
         if "idempotency_key" in str(exc.orig):
             raise DuplicateIdempotencyKeyError(
@@ -727,12 +799,11 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
         [head_binder.row([s, links[s][0], links[s][1], 0, owners[s]]) for s in subjects],
         " " + _HEAD_CONFLICT,
     )
-    state_binder = _Binder(session, _STATE, _STATE_COLUMNS)
     _insert_rows(
         session,
         "consent_state",
         _STATE_COLUMNS,
-        [state_binder.row(r) for r in new_state.values()],
+        [r for _, r in new_state.values()],
         " " + _STATE_CONFLICT,
     )
     _after_append(session, events)
@@ -742,24 +813,6 @@ def append_many(session: Session, items: Sequence[ConsentIn]) -> list[ConsentRec
 @functools.lru_cache(maxsize=4096)
 def _iso(value: dt.datetime) -> str:
     return value.isoformat()  # a batch shares a handful of timestamps
-
-
-def _event_data(r: ConsentRecordOut) -> dict[str, Any]:
-    return {
-        "record_id": str(r.record_id),
-        "seq": r.seq,
-        "purpose": r.purpose,
-        "event": r.event.value,
-        "legal_basis": r.legal_basis.value,
-        "notice": r.notice,
-        "notice_version": r.notice_version,
-        "locale": r.locale,
-        "method": r.method.value,
-        "jurisdiction": r.jurisdiction,
-        "occurred_at": _iso(r.occurred_at),
-        "expires_at": None if r.expires_at is None else _iso(r.expires_at),
-        "hash": r.hash,
-    }
 
 
 def _after_append(session: Session, events: list[dict[str, Any]]) -> None:
@@ -855,13 +908,24 @@ def _decide(
     material_version: int | None,
     at: dt.datetime,
 ) -> Reason:
+    expired = expires_at is not None and expires_at <= at
+    return _decide_expired(status, expired, notice_version, legal_basis, material_version)
+
+
+def _decide_expired(
+    status: str | None,
+    expired: bool,
+    notice_version: int | None,
+    legal_basis: str,
+    material_version: int | None,
+) -> Reason:
     if legal_basis != "Consent":
         # Other bases need no consent; an objection (GPC, refusal, withdrawal) stops them.
         return Reason.OBJECTION if status in NEGATIVE else Reason.LEGAL_BASIS
     if status is None:
         return Reason.NO_RECORD
     if status == "given":
-        if expires_at is not None and expires_at <= at:
+        if expired:
             return Reason.EXPIRED
         if material_version is not None and (notice_version or 0) < material_version:
             return Reason.STALE_NOTICE
@@ -974,7 +1038,12 @@ def _check_at(session: Session, subject: str, purpose: str, at: dt.datetime) -> 
 
 
 def check_many(session: Session, subjects: Sequence[str], purpose: str) -> BatchDecision:
-    """Decisions for many subjects and one purpose, in one query."""
+    """Decisions for many subjects and one purpose, in one query.
+
+    The database compares each expiry with the time of the check (as ``expire_due`` does),
+    so a row needs no timestamp parsing; rows with the same status, expiry verdict and
+    notice version share one decision.
+    """
     import json
 
     now = utcnow()
@@ -982,22 +1051,31 @@ def check_many(session: Session, subjects: Sequence[str], purpose: str) -> Batch
     material = session.scalar(select(Notice.material_version).where(Notice.id == p.notice_id))
     conn = session.connection()
     raw: Any = conn.connection.driver_connection
+    at = _Binder.column(session, _STATE, "expires_at")(now)
     if conn.dialect.name == "postgresql":
         sql = (
-            "SELECT subject_ref, status, expires_at, notice_version FROM consent_state "
-            "WHERE purpose_id = %s AND subject_ref = ANY(%s)"
+            "SELECT subject_ref, status, expires_at IS NOT NULL AND expires_at <= %s, "
+            "notice_version FROM consent_state WHERE purpose_id = %s AND subject_ref = ANY(%s)"
         )
-        rows = raw.execute(sql, (p.id, list(subjects))).fetchall()
+        rows = raw.execute(sql, (at, p.id, list(subjects))).fetchall()
     else:
         sql = (
-            "SELECT subject_ref, status, expires_at, notice_version FROM consent_state "
+            "SELECT subject_ref, status, expires_at IS NOT NULL AND expires_at <= ?, "
+            "notice_version FROM consent_state "
             "WHERE purpose_id = ? AND subject_ref IN (SELECT value FROM json_each(?))"
         )
-        rows = raw.execute(sql, (p.id, json.dumps(list(subjects)))).fetchall()
-    default = _decide(None, None, None, p.legal_basis, material, now)
-    reasons: dict[str, Reason] = dict.fromkeys(subjects, default)
-    for s, status, exp, nv in rows:
-        reasons[s] = _decide(status, _ts(exp), nv, p.legal_basis, material, now)
+        rows = raw.execute(sql, (at, p.id, json.dumps(list(subjects)))).fetchall()
+    basis = p.legal_basis
+    reasons: dict[str, Reason] = dict.fromkeys(
+        subjects, _decide_expired(None, False, None, basis, material)
+    )
+    decided: dict[tuple[Any, Any, Any], Reason] = {}
+    for s, status, expired, nv in rows:
+        key = (status, expired, nv)
+        reason = decided.get(key)
+        if reason is None:
+            reason = decided[key] = _decide_expired(status, bool(expired), nv, basis, material)
+        reasons[s] = reason
     return BatchDecision.model_construct(purpose=purpose, at=now, reasons=reasons)
 
 
@@ -1069,6 +1147,7 @@ __all__ = [
     "add_notice_version",
     "add_purpose",
     "append",
+    "append_bulk",
     "append_many",
     "check",
     "check_many",
