@@ -76,7 +76,7 @@ def render(lazy: dict[str, str]) -> str:
     lines = [HEADER, "if TYPE_CHECKING:"]
     subs = sorted(by_module.pop("", []))
     if subs:
-        lines.append(f"    from govern import {', '.join(subs)}")
+        by_module["govern"] = subs
     for module in sorted(by_module):
         names = sorted(by_module[module], key=_isort_key)
         one = f"    from {module} import {', '.join(names)}"
