@@ -326,10 +326,6 @@ def _sqlite_path(settings: Settings) -> Path | None:
     return Path(url.database).resolve()
 
 
-QUICKSTART_PENDING = (("simulate retention", "retention policies"),)
-"""Quickstart steps whose capability this version lacks; each is reported as skipped."""
-
-
 QUICKSTART_REQUESTS = (("access", "alan"), ("erasure", "linus"))
 """The quickstart's data-subject requests: (type, demo subject's seed key)."""
 
@@ -401,6 +397,24 @@ def _local_kek(settings: Settings) -> tuple[Settings, str | None]:
     return settings.model_copy(update={"kek_file": key_file}), str(key_file)
 
 
+def _quickstart_retention_plan(settings: Settings) -> QuickstartStep:
+    """Simulate every retention policy: the same selection a run uses; changes nothing."""
+    from govern.retention import load_policies
+    from govern.retention import service as retention_service
+
+    policies = load_policies(settings.retention_policies)
+    with _keyed_session(settings) as session:
+        plans = retention_service.plan(session, policies)
+    rows = sum(p.rows + p.cascaded_rows for p in plans)
+    approved = sum(1 for p in plans if p.approved)
+    return QuickstartStep(
+        name="simulate retention",
+        status="done",
+        detail=f"{len(plans)} polic(ies), {approved} approved: {rows} row(s) would be "
+        "removed or anonymised now (nothing changed; `govern retention plan`)",
+    )
+
+
 def quickstart(settings: Settings) -> QuickstartResult:
     """Migrate, seed the demo, export and verify a signed audit bundle; print what was done."""
     from govern.audit.export import export_bundle, verify
@@ -430,12 +444,7 @@ def quickstart(settings: Settings) -> QuickstartResult:
             )
         )
     steps += _quickstart_requests(settings, files)
-    for name, capability in QUICKSTART_PENDING:
-        steps.append(
-            QuickstartStep(
-                name=name, status="skipped", detail=f"not available in this version ({capability})"
-            )
-        )
+    steps.append(_quickstart_retention_plan(settings))
     key, source = _local_signing_key(settings)
     if key is None:
         steps.append(QuickstartStep(name="export audit bundle", status="skipped", detail=source))
@@ -443,7 +452,13 @@ def quickstart(settings: Settings) -> QuickstartResult:
         db = _sqlite_path(settings)
         out = (db.parent if db else Path.cwd()) / "govern-audit.zip"
         with _keyed_session(settings) as session:
-            result = export_bundle(session, out, signing_key=key, controller=_controller(settings))
+            result = export_bundle(
+                session,
+                out,
+                signing_key=key,
+                controller=_controller(settings),
+                retention_policies=settings.retention_policies,
+            )
         files["audit bundle"] = str(out)
         files["report"] = f"{out} (report.html inside)"
         if source != "setting":
@@ -725,6 +740,7 @@ def audit_export(
             period_from=start,
             period_to=end,
             consent_verify_key=_consent_verify_key(settings),
+            retention_policies=settings.retention_policies,
         )
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from govern import consent, dsr
 from govern.audit.bundle import MANIFEST, SIGNATURE, public_key_b64
 from govern.audit.export import export_bundle, verify
-from govern.audit.sections import NOT_AVAILABLE, Controller
+from govern.audit.sections import Controller
 from govern.db import transaction
 from govern.errors import BundleError, UsageError
 from govern.holds import add_hold
@@ -84,8 +84,8 @@ def test_bundle_contents(bundle: Path) -> None:
     assert {f["path"] for f in manifest["files"]} == set(members) - {MANIFEST, SIGNATURE}
     for name in ("ropa/ropa.json", "ropa/ropa.csv", "report.html", "sbom.cdx.json"):
         assert name in members
-    assert manifest["sections"]["retention"] == NOT_AVAILABLE
-    assert json.loads(members["retention/status.json"])["status"] == NOT_AVAILABLE
+    assert manifest["sections"]["retention"] == "included"
+    assert "retention/status.json" not in members
     assert manifest["sections"]["dsr"] == "empty"  # no requests in the fixture
     assert "dsr/status.json" not in members
     assert manifest["sections"]["holds"] == "included"
@@ -156,7 +156,8 @@ def test_report_is_self_contained(bundle: Path) -> None:
     assert "@import" not in page
     assert "url(" not in page
     assert page.count("<svg") >= 2
-    assert page.count("not available in this version") >= 2
+    assert "not available in this version" not in page
+    assert "Retention" in page
 
 
 @settings(
@@ -340,3 +341,17 @@ def test_dsr_register_is_limited_to_the_period(migrated_url: str, tmp_path: Path
     assert members["dsr/register.json"] == b"[]\n"
     assert len(members["dsr/register.csv"].decode().splitlines()) == 1
     assert json.loads(members["dsr/statistics.json"])["total"] == 0
+
+
+def test_retention_evidence_and_erasure_time_limits(bundle: Path) -> None:
+    members = _members(bundle)
+    policies = json.loads(members["retention/policies.json"])
+    names = {p["name"] for p in policies["policies"]}
+    assert {"analytics-events", "analytics-sessions"} <= names
+    assert all(
+        len(p["content_hash"]) == 64 and p["approved"] is False for p in policies["policies"]
+    )
+    assert json.loads(members["retention/runs.json"]) == []
+    ropa = json.loads(members["ropa/ropa.json"])
+    analytics = next(a for a in ropa["activities"] if a["activity"] == "analytics domain")
+    assert "(policy analytics-events)" in analytics["erasure_time_limits"]["analytics_events"]

@@ -81,6 +81,7 @@ def export_bundle(
     period_to: dt.datetime | None = None,
     now: dt.datetime | None = None,
     consent_verify_key: str | None = None,
+    retention_policies: str | None = None,
 ) -> ExportResult:
     """Write the signed audit bundle to ``out`` (written to a temporary file, then renamed).
 
@@ -93,7 +94,9 @@ def export_bundle(
     end = period_to or stamp
     if period_from is not None and period_from > end:
         raise UsageError("the period's start is after its end")
-    ctx = ExportContext(session, controller, period_from, end, stamp, consent_verify_key)
+    ctx = ExportContext(
+        session, controller, period_from, end, stamp, consent_verify_key, retention_policies
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     pub = public_key_b64(signing_key)

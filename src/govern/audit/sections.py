@@ -74,31 +74,8 @@ class ExportContext:
     period_to: dt.datetime
     now: dt.datetime
     consent_verify_key: str | None = None
+    retention_policies: str | None = None
 
-
-def _unavailable(
-    out: BundleWriter, key: str, title: str, capability: str, charts: list[str]
-) -> Section:
-    path = f"{key}/status.json"
-    out.add_json(
-        path,
-        {
-            "section": key,
-            "status": NOT_AVAILABLE,
-            "reason": f"this version of govern has no {capability}; no evidence is included",
-        },
-    )
-    return Section(
-        key=key,
-        title=title,
-        status=NOT_AVAILABLE,
-        files=[path],
-        summary=[f"Not available in this version: govern has no {capability} yet."],
-        pending_charts=charts,
-    )
-
-
-# --- record of processing activities (Art. 30(1)) --------------------------------------
 
 SECURITY_MEASURES = [
     "Passwords stored as Argon2id hashes (m=19 MiB, t=2); legacy demo passwords and "
@@ -111,8 +88,9 @@ SECURITY_MEASURES = [
 ]
 
 
-def _activities() -> list[dict[str, Any]]:
-    """One processing activity per domain, from the data map."""
+def _activities(limits: dict[str, str]) -> list[dict[str, Any]]:
+    """One processing activity per domain, from the data map; ``limits`` maps a table to its
+    retention policies' erasure time limits."""
     from govern.datamap import data_map
     from govern.db import DOMAINS
 
@@ -140,7 +118,11 @@ def _activities() -> list[dict[str, Any]]:
                 "recipients": sorted({f"internal: {e.owner}" for e in tables}),
                 "transfers_to_third_countries": "none recorded in govern",
                 "transfer_safeguards": "none recorded in govern",
-                "erasure_time_limits": f"{NOT_AVAILABLE} (no retention policies yet)",
+                "erasure_time_limits": {
+                    e.name: limits.get(e.name, "no retention policy: kept while the purpose lasts")
+                    for e in tables
+                    if e.columns
+                },
                 "security_measures": SECURITY_MEASURES,
             }
         )
@@ -150,9 +132,14 @@ def _activities() -> list[dict[str, Any]]:
 def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
     """Art. 30(1) record of processing activities, as JSON and CSV."""
     from govern.consent import list_purposes
+    from govern.retention import load_policies
 
     c = ctx.controller
-    activities = _activities()
+    limits: dict[str, str] = {}
+    for pol in load_policies(ctx.retention_policies).policies:
+        limit = f"{pol.action} after {pol.period} (policy {pol.name})"
+        limits[pol.table] = f"{limits[pol.table]}; {limit}" if pol.table in limits else limit
+    activities = _activities(limits)
     purposes = [
         {
             "purpose": p.key,
@@ -214,7 +201,8 @@ def ropa(ctx: ExportContext, out: BundleWriter) -> Section:
     if missing:
         summary.append("Not configured: " + ", ".join(missing) + ".")
     summary.append(
-        "Erasure time limits need retention policies, which are not available in this version."
+        f"Erasure time limits from {len(limits)} table(s) with retention policies; other "
+        "tables keep data while their purpose lasts and are erased on request."
     )
     cats = sum(len(a["categories_of_personal_data"]) for a in activities)
     chart = Chart(
@@ -448,9 +436,71 @@ def dsr(ctx: ExportContext, out: BundleWriter) -> Section:
 
 
 def retention(ctx: ExportContext, out: BundleWriter) -> Section:
-    """Retention evidence: policy versions, runs, counts, rollbacks, alerts."""
-    return _unavailable(
-        out, "retention", "Retention", "retention policies or runs", ["Retention volumes"]
+    """Retention evidence: policy versions and approvals, runs, counts, rollbacks, alerts."""
+    from govern.retention import load_policies
+    from govern.retention import service as retention_service
+
+    policies = load_policies(ctx.retention_policies)
+    listed = [retention_service.policy_out(ctx.session, p) for p in policies.policies]
+    out.add_json(
+        "retention/policies.json",
+        {"source": policies.source, "policies": [p.model_dump(mode="json") for p in listed]},
+    )
+
+    def in_period(when: dt.datetime | None) -> bool:
+        if when is None:
+            return False
+        return (ctx.period_from is None or when >= ctx.period_from) and when <= ctx.period_to
+
+    runs = [
+        r
+        for r in retention_service.list_runs(ctx.session, limit=1_000_000)
+        if in_period(r.started_at)
+    ]
+    out.add_json("retention/runs.json", [r.model_dump(mode="json") for r in runs])
+    alerts = [
+        a
+        for a in retention_service.list_alerts(ctx.session, limit=1_000_000)
+        if in_period(a.raised_at)
+    ]
+    out.add_json("retention/alerts.json", [a.model_dump(mode="json") for a in alerts])
+    volumes: Counter[str] = Counter()
+    for r in runs:
+        if r.started_at is not None:
+            volumes[_week(r.started_at)] += r.processed_rows
+    rows = sum(r.processed_rows for r in runs)
+    approved = sum(1 for p in listed if p.approved)
+    rolled_back = sum(1 for r in runs if r.status == "rolled_back")
+    summary = [
+        f"{len(listed)} polic(ies) from {policies.source}; {approved} approved in their "
+        "current version (unapproved or edited policies can only be simulated).",
+        f"{len(runs)} run(s) in the period touched {rows} row(s); {rolled_back} rolled back; "
+        f"{len(alerts)} alert(s).",
+    ]
+    charts = []
+    if volumes:
+        weeks = sorted(volumes)
+        charts.append(
+            Chart(
+                title="Retention volumes per week",
+                kind="bar",
+                unit="rows",
+                series=[
+                    Series(
+                        name="rows processed",
+                        points=[Point(label=w, value=volumes[w]) for w in weeks],
+                    )
+                ],
+            )
+        )
+    return Section(
+        key="retention",
+        title="Retention",
+        status="included" if listed else "empty",
+        files=["retention/policies.json", "retention/runs.json", "retention/alerts.json"],
+        summary=summary,
+        figures={"retention runs in period": len(runs), "rows removed by retention": rows},
+        charts=charts,
     )
 
 
