@@ -902,6 +902,20 @@ def _plain_engine(settings: Settings) -> Engine:
     return engine
 
 
+@contextmanager
+def _consent_session(settings: Settings, *, write: bool = False) -> Iterator[Session]:
+    """One consent command's transaction on its own engine (keyring bound when a KEK is set);
+    ``write`` takes SQLite's write lock first, as appends must."""
+    from govern.db import transaction, write_transaction
+
+    engine = _plain_engine(settings)
+    try:
+        with (write_transaction if write else transaction)(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
 def _timestamp(value: str | None, name: str) -> dt.datetime | None:
     from govern.errors import InvalidTimestampError
 
@@ -932,7 +946,6 @@ def consent_load(settings: Settings, path: str) -> CatalogResult:
     from pydantic import ValidationError
 
     from govern import consent
-    from govern.db import transaction
     from govern.errors import ConsentError, UsageError
 
     file = Path(path)
@@ -949,12 +962,8 @@ def consent_load(settings: Settings, path: str) -> CatalogResult:
             where = ".".join(str(x) for x in first["loc"])
             raise ConsentError(f"{path}: {where}: {first['msg']}") from None
         raise ConsentError(f"{path} is not valid {file.suffix.lstrip('.') or 'JSON'}") from None
-    engine = _plain_engine(settings)
-    try:
-        with transaction(engine) as session:
-            return consent.load_catalog(session, catalog)
-    finally:
-        engine.dispose()
+    with _consent_session(settings) as session:
+        return consent.load_catalog(session, catalog)
 
 
 @_db_errors
@@ -962,14 +971,9 @@ def consent_purposes(settings: Settings) -> PurposeList:
     """List the purposes: legal basis, notice and current notice version."""
     from govern import consent
     from govern.consent.schemas import PurposeList
-    from govern.db import transaction
 
-    engine = _plain_engine(settings)
-    try:
-        with transaction(engine) as session:
-            return PurposeList(purposes=consent.list_purposes(session))
-    finally:
-        engine.dispose()
+    with _consent_session(settings) as session:
+        return PurposeList(purposes=consent.list_purposes(session))
 
 
 @_db_errors
@@ -978,14 +982,9 @@ def consent_notice(
 ) -> NoticeTextOut:
     """Show a notice's text in a locale, following the fallback chain (fr-CA, fr, default)."""
     from govern import consent
-    from govern.db import transaction
 
-    engine = _plain_engine(settings)
-    try:
-        with transaction(engine) as session:
-            return consent.notice_text(session, notice, locale, version)
-    finally:
-        engine.dispose()
+    with _consent_session(settings) as session:
+        return consent.notice_text(session, notice, locale, version)
 
 
 @_db_errors
@@ -1010,7 +1009,6 @@ def _consent_record(
     """Append one consent decision (given, refused, withdrawn, revoked) to the ledger."""
     from govern import consent
     from govern.consent.service import consent_in
-    from govern.db import write_transaction
 
     item = consent_in(
         subject=subject,
@@ -1028,12 +1026,8 @@ def _consent_record(
         source_ip=source_ip,
         user_agent=user_agent,
     )
-    engine = _plain_engine(settings)
-    try:
-        with write_transaction(engine) as session:
-            return consent.append(session, item)
-    finally:
-        engine.dispose()
+    with _consent_session(settings, write=True) as session:
+        return consent.append(session, item)
 
 
 def consent_grant(settings: Settings, subject: str, purpose: str, **kw: Any) -> ConsentRecordOut:
@@ -1053,17 +1047,12 @@ def consent_gpc(
     """Record a Global Privacy Control signal: an objection to every sale/sharing purpose."""
     from govern import consent
     from govern.consent.schemas import AppendResult
-    from govern.db import write_transaction
 
-    engine = _plain_engine(settings)
-    try:
-        with write_transaction(engine) as session:
-            records = consent.record_gpc(
-                session, subject, jurisdiction=jurisdiction, occurred_at=_timestamp(at, "--at")
-            )
-            return AppendResult(records=records)
-    finally:
-        engine.dispose()
+    with _consent_session(settings, write=True) as session:
+        records = consent.record_gpc(
+            session, subject, jurisdiction=jurisdiction, occurred_at=_timestamp(at, "--at")
+        )
+        return AppendResult(records=records)
 
 
 @_db_errors
@@ -1072,14 +1061,9 @@ def consent_check(
 ) -> ConsentDecision:
     """Answer whether a subject's data may be processed for a purpose now (or --at a moment)."""
     from govern import consent
-    from govern.db import transaction
 
-    engine = _plain_engine(settings)
-    try:
-        with transaction(engine) as session:
-            return consent.check(session, subject, purpose, _timestamp(at, "--at"))
-    finally:
-        engine.dispose()
+    with _consent_session(settings) as session:
+        return consent.check(session, subject, purpose, _timestamp(at, "--at"))
 
 
 @_db_errors
@@ -1087,14 +1071,9 @@ def consent_history(settings: Settings, subject: str, purpose: str | None = None
     """List a subject's consent records in chain order."""
     from govern import consent
     from govern.consent.schemas import History
-    from govern.db import transaction
 
-    engine = _plain_engine(settings)
-    try:
-        with transaction(engine) as session:
-            return History(records=consent.history(session, subject, purpose))
-    finally:
-        engine.dispose()
+    with _consent_session(settings) as session:
+        return History(records=consent.history(session, subject, purpose))
 
 
 @_db_errors
@@ -1102,43 +1081,28 @@ def consent_expire(settings: Settings) -> AppendResult:
     """Append an expired record for every given consent whose validity has run out."""
     from govern import consent
     from govern.consent.schemas import AppendResult
-    from govern.db import write_transaction
 
-    engine = _plain_engine(settings)
-    try:
-        with write_transaction(engine) as session:
-            return AppendResult(records=consent.expire_due(session))
-    finally:
-        engine.dispose()
+    with _consent_session(settings, write=True) as session:
+        return AppendResult(records=consent.expire_due(session))
 
 
 @_db_errors
 def consent_checkpoint(settings: Settings) -> CheckpointOut:
     """Sign the consent chains' heads with GOVERN_CONSENT_SIGNING_KEY (run periodically)."""
     from govern import consent
-    from govern.db import write_transaction
 
     key = settings.consent_signing_key_bytes()
-    engine = _plain_engine(settings)
-    try:
-        with write_transaction(engine) as session:
-            return consent.create_checkpoint(session, key)
-    finally:
-        engine.dispose()
+    with _consent_session(settings, write=True) as session:
+        return consent.create_checkpoint(session, key)
 
 
 @_db_errors
 def consent_verify(settings: Settings) -> VerifyReport:
     """Recompute every hash, link, chain head, projection row and checkpoint; exit 1 on findings."""
     from govern import consent
-    from govern.db import transaction
 
-    engine = _plain_engine(settings)
-    try:
-        with transaction(engine) as session:
-            return consent.verify(session, _verify_key(settings))
-    finally:
-        engine.dispose()
+    with _consent_session(settings) as session:
+        return consent.verify(session, _verify_key(settings))
 
 
 @_db_errors
