@@ -7,15 +7,13 @@ these directly; they return result models and raise :class:`govern.errors.Govern
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import functools
 import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -50,6 +48,7 @@ if TYPE_CHECKING:
     )
     from govern.credentials import PurgeResult, RotateResult
     from govern.credentials import ScanReport as CredentialScanReport
+    from govern.crypto.keyring import Keyring
     from govern.dsr import (
         DsrMap,
         ExportOut,
@@ -89,21 +88,63 @@ def _url(settings: Settings) -> str:
     return settings.database_url.get_secret_value()
 
 
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    """One transaction for one command: committed on success, rolled back on any error."""
-    from sqlalchemy.exc import DBAPIError
+KeyUse = Literal["none", "required", "if_configured"]
 
-    from govern.db import create_engine, describe_db_error, transaction
+
+@contextmanager
+def _engine(
+    settings: Settings, *, keys: KeyUse = "none", create_keys: bool = True
+) -> Iterator[Engine]:
+    """One command's engine, disposed afterwards; driver errors become one-line DatabaseErrors.
+
+    ``keys`` binds the keyring as a host service does at start-up: ``"required"`` always
+    (commands that seal or open protected columns; needs the KEK), ``"if_configured"`` only
+    when a KEK is set (commands that work without one until they meet a sealed value).
+    ``create_keys=False`` never writes the first data keys (read paths).
+    """
+    from govern.db import create_engine, describe_db_error, is_driver_error
 
     engine = create_engine(_url(settings))
     try:
-        with transaction(engine) as session:
-            yield session
-    except DBAPIError as exc:
-        raise describe_db_error(_url(settings), exc) from None
+        if keys == "required" or (keys == "if_configured" and settings.has_kek):
+            _bind_keys(engine, settings, create=create_keys)
+        yield engine
+    except Exception as exc:
+        if is_driver_error(engine, exc):
+            raise describe_db_error(_url(settings), exc) from None
+        raise
     finally:
         engine.dispose()
+
+
+def _bind_keys(engine: Engine, settings: Settings, *, create: bool) -> Keyring:
+    from govern.keys import attach, bind_keyring, load_keyring, provider_from_settings
+
+    if create:
+        return attach(engine, settings)
+    from govern.db import transaction
+
+    with transaction(engine) as session:
+        keyring = load_keyring(session, provider_from_settings(settings), create=False)
+    return bind_keyring(engine, keyring)
+
+
+@contextmanager
+def _session(
+    settings: Settings, *, keys: KeyUse = "none", create_keys: bool = True, write: bool = False
+) -> Iterator[Session]:
+    """One transaction for one command: committed on success, rolled back on any error.
+
+    ``write`` takes SQLite's write lock first (``BEGIN IMMEDIATE``), as ledger appends must;
+    ``keys`` and ``create_keys`` are those of :func:`_engine`.
+    """
+    from govern.db import transaction, write_transaction
+
+    with (
+        _engine(settings, keys=keys, create_keys=create_keys) as engine,
+        (write_transaction if write else transaction)(engine) as session,
+    ):
+        yield session
 
 
 def _parse_uuid(value: str, what: str) -> uuid.UUID:
@@ -338,13 +379,11 @@ def _quickstart_requests(settings: Settings, files: dict[str, str]) -> list[Quic
     """
     from govern import dsr
     from govern.db import transaction
-    from govern.keys import attach
     from govern.seeding import seed_id
 
     out_dir = Path(settings.dsr_export_dir).resolve()
     steps: list[QuickstartStep] = []
-    with _engine(settings) as engine:
-        attach(engine, settings)
+    with _engine(settings, keys="required") as engine:
         submitted: list[tuple[str, uuid.UUID]] = []
         with transaction(engine) as session:
             for kind, who in QUICKSTART_REQUESTS:
@@ -403,7 +442,7 @@ def _quickstart_retention_plan(settings: Settings) -> QuickstartStep:
     from govern.retention import service as retention_service
 
     policies = load_policies(settings.retention_policies)
-    with _keyed_session(settings) as session:
+    with _session(settings, keys="required") as session:
         plans = retention_service.plan(session, policies)
     rows = sum(p.rows + p.cascaded_rows for p in plans)
     approved = sum(1 for p in plans if p.approved)
@@ -451,7 +490,7 @@ def quickstart(settings: Settings) -> QuickstartResult:
     else:
         db = _sqlite_path(settings)
         out = (db.parent if db else Path.cwd()) / "govern-audit.zip"
-        with _keyed_session(settings) as session:
+        with _session(settings, keys="required") as session:
             result = export_bundle(
                 session,
                 out,
@@ -490,21 +529,6 @@ def quickstart(settings: Settings) -> QuickstartResult:
 
 
 # Keys and encryption (issue 3) ----------------------------------------------------------
-@contextlib.contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    from sqlalchemy.exc import DBAPIError
-
-    from govern.db import create_engine, describe_db_error
-
-    engine = create_engine(_url(settings))
-    try:
-        yield engine
-    except DBAPIError as exc:
-        raise describe_db_error(_url(settings), exc) from None
-    finally:
-        engine.dispose()
-
-
 def keys_list(settings: Settings) -> KeyList:
     """List data keys with their state and age (never their material)."""
     from govern.db import transaction
@@ -518,11 +542,11 @@ def keys_list(settings: Settings) -> KeyList:
 def keys_rotate(settings: Settings) -> KeyChange:
     """Create a new primary data key; new writes use it, old values stay readable."""
     from govern.db import transaction
-    from govern.keys import attach, rotate
+    from govern.keys import rotate
     from govern.keys.schemas import KeyChange
 
     with _engine(settings) as engine:
-        keyring = attach(engine, settings)
+        keyring = _bind_keys(engine, settings, create=True)
         with transaction(engine) as session:
             return KeyChange(action="rotated to", key=rotate(session, keyring))
 
@@ -531,23 +555,20 @@ def keys_reencrypt(
     settings: Settings, batch_size: int = 1000, progress: Progress | None = None
 ) -> ReencryptResult:
     """Re-seal values under old data keys with the primary, in resumable batches."""
-    from govern.keys import attach, reencrypt
+    from govern.keys import reencrypt
 
     with _engine(settings) as engine:
-        keyring = attach(engine, settings)
+        keyring = _bind_keys(engine, settings, create=True)
         return reencrypt(engine, keyring, batch_size=batch_size, progress=progress)
 
 
 def keys_retire(settings: Settings, key_id: int) -> KeyChange:
     """Retire a data key and destroy its material; refused while any value uses it."""
-    from govern.db import transaction
-    from govern.keys import attach, retire
+    from govern.keys import retire
     from govern.keys.schemas import KeyChange
 
-    with _engine(settings) as engine:
-        attach(engine, settings)
-        with transaction(engine) as session:
-            return KeyChange(action="retired", key=retire(session, key_id))
+    with _session(settings, keys="required") as session:
+        return KeyChange(action="retired", key=retire(session, key_id))
 
 
 def keys_rewrap(settings: Settings) -> RewrapResult:
@@ -617,22 +638,6 @@ def hold_list(settings: Settings, all_: bool = False, subject: str | None = None
 # --- seeds, credentials and the audit bundle (issue 8) --------------------------------
 
 
-@contextmanager
-def _keyed_session(settings: Settings) -> Iterator[Session]:
-    """A command's transaction on an engine whose keyring is attached (needs the KEK).
-
-    Seeds, credentials and the audit export read and write protected columns, so they
-    load the data keys first, exactly as a host service does at start-up.
-    """
-    from govern.db import transaction
-    from govern.keys import attach
-
-    with _engine(settings) as engine:
-        attach(engine, settings)
-        with transaction(engine) as session:
-            yield session
-
-
 def seed(
     settings: Settings,
     domains: Sequence[str] | None = None,
@@ -644,7 +649,7 @@ def seed(
 
     password = settings.seed_password.get_secret_value() if settings.seed_password else None
     plan = seeding.load_plan(env, domains)  # a broken fixture fails before any connection
-    with _keyed_session(settings) as session:
+    with _session(settings, keys="required") as session:
         result = seeding.apply_plan(session, plan, seed_password=password)
         if scale:
             result.generated = seeding.generate_events(session, scale)
@@ -657,7 +662,7 @@ def seed_generate_events(
     """Generate COUNT realistic analytics events for the seeded subjects, set-based."""
     from govern import seeding
 
-    with _keyed_session(settings) as session:
+    with _session(settings, keys="required") as session:
         return seeding.generate_events(session, count, seed=seed, days=days)
 
 
@@ -665,7 +670,7 @@ def credentials_scan(settings: Settings) -> CredentialScanReport:
     """Find accounts with a legacy demo password or an outdated hash scheme; exit 1 if any."""
     from govern import credentials
 
-    with _keyed_session(settings) as session:
+    with _session(settings, keys="required") as session:
         return credentials.scan(session)
 
 
@@ -675,7 +680,7 @@ def credentials_purge_demo(
     """Invalidate accounts with demo passwords: new unknown hash, forced reset, audit entry."""
     from govern import credentials
 
-    with _keyed_session(settings) as session:
+    with _session(settings, keys="required") as session:
         return credentials.purge_demo(session, actor=by, include_outdated=include_outdated)
 
 
@@ -685,7 +690,7 @@ def credentials_rotate(
     """Give service accounts new random passwords and print them, once."""
     from govern import credentials
 
-    with _keyed_session(settings) as session:
+    with _session(settings, keys="required") as session:
         return credentials.rotate(session, actor=by, usernames=accounts)
 
 
@@ -731,7 +736,7 @@ def audit_export(
     key = base64.b64decode(settings.audit_signing_key.get_secret_value())
     start = _parse_when(date_from, "--from", end_of_day=False)
     end = _parse_when(date_to, "--to", end_of_day=True)
-    with _keyed_session(settings) as session:
+    with _session(settings, keys="required") as session:
         return export_bundle(
             session,
             Path(out),
@@ -855,67 +860,6 @@ def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
 # ----------------------------------------------------------------------------- consent ledger
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _db_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Turn driver errors (unreachable database, missing tables) into one-line DatabaseErrors."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        from sqlalchemy.exc import DBAPIError
-
-        from govern.db import describe_db_error
-
-        try:
-            return fn(*args, **kwargs)
-        except DBAPIError as exc:
-            settings = args[0]
-            assert isinstance(settings, Settings)
-            err = describe_db_error(_url(settings), exc)
-            raise type(err)(f"{err} (is it migrated? `govern migrate up`)") from None
-
-    return wrapper
-
-
-def _plain_engine(settings: Settings) -> Engine:
-    """An engine for the consent commands; with a KEK configured, its keyring is bound.
-
-    The keyring opens and seals the ledger's source IPs and user agents; without a KEK,
-    commands that meet a sealed value fail with ``KeyringNotBoundError`` (exit 2).
-    """
-    from govern.db import create_engine
-
-    engine = create_engine(_url(settings))
-    if settings.kek is not None or settings.kek_file is not None:
-        from govern.db import transaction
-        from govern.keys import bind_keyring, load_keyring, provider_from_settings
-
-        try:
-            with transaction(engine) as session:
-                keyring = load_keyring(session, provider_from_settings(settings), create=False)
-        except Exception:
-            engine.dispose()
-            raise
-        bind_keyring(engine, keyring)
-    return engine
-
-
-@contextmanager
-def _consent_session(settings: Settings, *, write: bool = False) -> Iterator[Session]:
-    """One consent command's transaction on its own engine (keyring bound when a KEK is set);
-    ``write`` takes SQLite's write lock first, as appends must."""
-    from govern.db import transaction, write_transaction
-
-    engine = _plain_engine(settings)
-    try:
-        with (write_transaction if write else transaction)(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
 def _timestamp(value: str | None, name: str) -> dt.datetime | None:
     from govern.errors import InvalidTimestampError
 
@@ -937,7 +881,6 @@ def _verify_key(settings: Settings) -> str | None:
     return None
 
 
-@_db_errors
 def consent_load(settings: Settings, path: str) -> CatalogResult:
     """Load notices (with versions and localised texts) and purposes from a TOML or JSON file."""
     import json
@@ -962,32 +905,29 @@ def consent_load(settings: Settings, path: str) -> CatalogResult:
             where = ".".join(str(x) for x in first["loc"])
             raise ConsentError(f"{path}: {where}: {first['msg']}") from None
         raise ConsentError(f"{path} is not valid {file.suffix.lstrip('.') or 'JSON'}") from None
-    with _consent_session(settings) as session:
+    with _session(settings, keys="if_configured", create_keys=False) as session:
         return consent.load_catalog(session, catalog)
 
 
-@_db_errors
 def consent_purposes(settings: Settings) -> PurposeList:
     """List the purposes: legal basis, notice and current notice version."""
     from govern import consent
     from govern.consent.schemas import PurposeList
 
-    with _consent_session(settings) as session:
+    with _session(settings, keys="if_configured", create_keys=False) as session:
         return PurposeList(purposes=consent.list_purposes(session))
 
 
-@_db_errors
 def consent_notice(
     settings: Settings, notice: str, locale: str | None = None, version: int | None = None
 ) -> NoticeTextOut:
     """Show a notice's text in a locale, following the fallback chain (fr-CA, fr, default)."""
     from govern import consent
 
-    with _consent_session(settings) as session:
+    with _session(settings, keys="if_configured", create_keys=False) as session:
         return consent.notice_text(session, notice, locale, version)
 
 
-@_db_errors
 def _consent_record(
     settings: Settings,
     event: str,
@@ -1026,7 +966,7 @@ def _consent_record(
         source_ip=source_ip,
         user_agent=user_agent,
     )
-    with _consent_session(settings, write=True) as session:
+    with _session(settings, keys="if_configured", create_keys=False, write=True) as session:
         return consent.append(session, item)
 
 
@@ -1040,7 +980,6 @@ def consent_withdraw(settings: Settings, subject: str, purpose: str, **kw: Any) 
     return _consent_record(settings, "withdrawn", subject, purpose, **kw)
 
 
-@_db_errors
 def consent_gpc(
     settings: Settings, subject: str, jurisdiction: str | None = None, at: str | None = None
 ) -> AppendResult:
@@ -1048,64 +987,58 @@ def consent_gpc(
     from govern import consent
     from govern.consent.schemas import AppendResult
 
-    with _consent_session(settings, write=True) as session:
+    with _session(settings, keys="if_configured", create_keys=False, write=True) as session:
         records = consent.record_gpc(
             session, subject, jurisdiction=jurisdiction, occurred_at=_timestamp(at, "--at")
         )
         return AppendResult(records=records)
 
 
-@_db_errors
 def consent_check(
     settings: Settings, subject: str, purpose: str, at: str | None = None
 ) -> ConsentDecision:
     """Answer whether a subject's data may be processed for a purpose now (or --at a moment)."""
     from govern import consent
 
-    with _consent_session(settings) as session:
+    with _session(settings, keys="if_configured", create_keys=False) as session:
         return consent.check(session, subject, purpose, _timestamp(at, "--at"))
 
 
-@_db_errors
 def consent_history(settings: Settings, subject: str, purpose: str | None = None) -> History:
     """List a subject's consent records in chain order."""
     from govern import consent
     from govern.consent.schemas import History
 
-    with _consent_session(settings) as session:
+    with _session(settings, keys="if_configured", create_keys=False) as session:
         return History(records=consent.history(session, subject, purpose))
 
 
-@_db_errors
 def consent_expire(settings: Settings) -> AppendResult:
     """Append an expired record for every given consent whose validity has run out."""
     from govern import consent
     from govern.consent.schemas import AppendResult
 
-    with _consent_session(settings, write=True) as session:
+    with _session(settings, keys="if_configured", create_keys=False, write=True) as session:
         return AppendResult(records=consent.expire_due(session))
 
 
-@_db_errors
 def consent_checkpoint(settings: Settings) -> CheckpointOut:
     """Sign the consent chains' heads with GOVERN_CONSENT_SIGNING_KEY (run periodically)."""
     from govern import consent
 
     key = settings.consent_signing_key_bytes()
-    with _consent_session(settings, write=True) as session:
+    with _session(settings, keys="if_configured", create_keys=False, write=True) as session:
         return consent.create_checkpoint(session, key)
 
 
-@_db_errors
 def consent_verify(settings: Settings) -> VerifyReport:
     """Recompute every hash, link, chain head, projection row and checkpoint; exit 1 on findings."""
     from govern import consent
 
-    with _consent_session(settings) as session:
+    with _session(settings, keys="if_configured", create_keys=False) as session:
         return consent.verify(session, _verify_key(settings))
 
 
-@_db_errors
 def consent_export(
     settings: Settings,
     fmt: str,
@@ -1117,7 +1050,6 @@ def consent_export(
     """Write Kantara v1.1 receipts, ISO/IEC TS 27560 JSON lines or CSV, streamed to a file."""
     from govern.consent.receipts import FORMATS, export_lines
     from govern.consent.schemas import ExportResult
-    from govern.db import transaction
     from govern.errors import UsageError
 
     if fmt not in FORMATS:
@@ -1128,17 +1060,17 @@ def consent_export(
             from govern.errors import InvalidTimestampError
 
             raise InvalidTimestampError(f"{name} has no timezone")
-    engine = _plain_engine(settings)
     count = 0
     try:
-        with transaction(engine) as session, open(output, "w", encoding="utf-8") as out:
+        with (
+            _session(settings, keys="if_configured", create_keys=False) as session,
+            open(output, "w", encoding="utf-8") as out,
+        ):
             for line in export_lines(session, fmt, subject=subject, since=start, until=end):  # type: ignore[arg-type]
                 out.write(line)
                 count += 1
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-    finally:
-        engine.dispose()
     return ExportResult(format=fmt, records=count - (1 if fmt == "csv" else 0), path=output)
 
 
@@ -1154,8 +1086,6 @@ def keys_generate_consent_key(settings: Settings | None = None) -> TextResult:
 
 
 # --- data-subject requests (govern dsr ...) ---------------------------------------------
-
-T = TypeVar("T")
 
 
 def _calendar(settings: Settings) -> WorkCalendar:
@@ -1213,7 +1143,7 @@ def dsr_submit(
     if not verified and code_out is None:
         raise UsageError("give --code-out FILE to receive the verification code, or --verified")
     ids = {"email": email or "", "subject_id": subject or "", "external_ref": external_ref or ""}
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         result = dsr.submit(
             session,
             type=type,
@@ -1245,7 +1175,7 @@ def dsr_verify(
     if (code is None) == (resend_to is None):
         raise UsageError("give either --code CODE or --resend-to FILE")
     failure: VerificationError | None = None
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         if resend_to is not None:
             new = dsr.resend_code(session, rid, actor=by)
             _write_code(resend_to, new.get_secret_value())
@@ -1275,7 +1205,7 @@ def dsr_list(
     if due_within is not None and due_within < 0:
         raise UsageError("--due-within needs a number of days >= 0")
     within = dt.timedelta(days=due_within) if due_within is not None else None
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.RequestList(
             requests=dsr.list_requests(
                 session, state=state, type=type, due_within=within, overdue=overdue
@@ -1287,7 +1217,7 @@ def dsr_show(settings: Settings, request_id: str) -> RequestDetail:
     """Show a request: state, deadline, transitions and steps (never identifier values)."""
     from govern import dsr
 
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.show(session, _parse_uuid(request_id, "REQUEST_ID"))
 
 
@@ -1297,7 +1227,7 @@ def dsr_approve(
     """Approve a verified request (or retry a failed one) for processing."""
     from govern import dsr
 
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.approve(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
 
 
@@ -1305,7 +1235,7 @@ def dsr_deny(settings: Settings, request_id: str, by: str, reason: str) -> Reque
     """Reject a request with a recorded reason."""
     from govern import dsr
 
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.deny(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
 
 
@@ -1313,7 +1243,7 @@ def dsr_extend(settings: Settings, request_id: str, by: str, reason: str) -> Req
     """Extend a deadline once (GDPR to three months, CCPA by 45 days) before it passes."""
     from govern import dsr
 
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.extend(
             session,
             _parse_uuid(request_id, "REQUEST_ID"),
@@ -1327,58 +1257,8 @@ def dsr_plan(settings: Settings, request_id: str) -> PlanOut:
     """Show what processing a request reads and changes, without changing anything."""
     from govern import dsr
 
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.plan(session, _parse_uuid(request_id, "REQUEST_ID"))
-
-
-def _dsr_engine(settings: Settings) -> Engine:
-    """An engine with the keyring attached when a KEK is configured (DSRs read and erase
-    encrypted columns, look subjects up by blind index and crypto-shred their keys)."""
-    from govern.db import create_engine
-
-    engine = create_engine(_url(settings))
-    if settings.has_kek:
-        from govern.keys import attach
-
-        attach(engine, settings)
-    return engine
-
-
-def _engine_call(settings: Settings, fn: Callable[[Engine], T]) -> T:
-    from sqlalchemy.exc import DBAPIError
-
-    from govern.db import describe_db_error
-
-    try:
-        engine = _dsr_engine(settings)
-    except DBAPIError as exc:
-        raise describe_db_error(_url(settings), exc) from None
-    try:
-        return fn(engine)
-    except DBAPIError as exc:
-        raise describe_db_error(_url(settings), exc) from None
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _dsr_session(settings: Settings) -> Iterator[Session]:
-    """Like ``_session``, on an engine with the keyring attached when a KEK is set."""
-    from sqlalchemy.exc import DBAPIError
-
-    from govern.db import describe_db_error, transaction
-
-    try:
-        engine = _dsr_engine(settings)
-    except DBAPIError as exc:
-        raise describe_db_error(_url(settings), exc) from None
-    try:
-        with transaction(engine) as session:
-            yield session
-    except DBAPIError as exc:
-        raise describe_db_error(_url(settings), exc) from None
-    finally:
-        engine.dispose()
 
 
 def dsr_process(settings: Settings, request_id: str, worker: str | None = None) -> ProcessResult:
@@ -1387,9 +1267,8 @@ def dsr_process(settings: Settings, request_id: str, worker: str | None = None) 
 
     rid = _parse_uuid(request_id, "REQUEST_ID")
     out = Path(settings.dsr_export_dir)
-    return _engine_call(
-        settings, lambda e: dsr.process_request(e, rid, export_dir=out, worker=worker)
-    )
+    with _engine(settings, keys="if_configured") as engine:
+        return dsr.process_request(engine, rid, export_dir=out, worker=worker)
 
 
 def dsr_work(
@@ -1399,10 +1278,8 @@ def dsr_work(
     from govern import dsr
 
     out = Path(settings.dsr_export_dir)
-    return _engine_call(
-        settings,
-        lambda e: dsr.work(e, export_dir=out, worker=worker, once=once, max_requests=limit),
-    )
+    with _engine(settings, keys="if_configured") as engine:
+        return dsr.work(engine, export_dir=out, worker=worker, once=once, max_requests=limit)
 
 
 def dsr_export(settings: Settings, request_id: str, out: str | None = None) -> ExportOut:
@@ -1410,7 +1287,7 @@ def dsr_export(settings: Settings, request_id: str, out: str | None = None) -> E
     from govern import dsr
 
     rid = _parse_uuid(request_id, "REQUEST_ID")
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.export_package(session, rid, out=Path(out) if out else None)
 
 
@@ -1422,7 +1299,7 @@ def dsr_report(settings: Settings, days: int | None = None) -> Report:
     from govern.types.utc import utcnow
 
     since = utcnow() - dt.timedelta(days=days) if days is not None else None
-    with _dsr_session(settings) as session:
+    with _session(settings, keys="if_configured") as session:
         return dsr.report(session, since=since)
 
 

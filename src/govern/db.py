@@ -131,13 +131,32 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def describe_db_error(url: str, exc: DBAPIError) -> DatabaseError:
-    """A :class:`DatabaseError` naming the database (password hidden) and the driver's reason."""
+def describe_db_error(url: str, exc: BaseException) -> DatabaseError:
+    """A :class:`DatabaseError` naming the database (password hidden) and the driver's reason.
+
+    ``exc`` is SQLAlchemy's wrapper or the driver's own exception (hot paths that run on the
+    raw driver connection raise those unwrapped).
+    """
     shown = make_url(url).render_as_string(hide_password=True)
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-    if isinstance(exc, OperationalError):
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    reason = str(orig).strip().splitlines()[0] if orig is not None else type(exc).__name__
+    if _missing_table(orig):
+        reason += " (is it migrated? `govern migrate up`)"
+    if isinstance(exc, OperationalError) or type(orig).__name__ == "OperationalError":
         return DatabaseError(f"cannot use database {shown}: {reason}")
     return DatabaseError(f"database {shown} refused the operation: {reason}")
+
+
+def is_driver_error(engine: Engine, exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the database: SQLAlchemy's wrapper or the raw driver's."""
+    return isinstance(exc, (DBAPIError, engine.dialect.loaded_dbapi.Error))
+
+
+def _missing_table(orig: BaseException | None) -> bool:
+    """Whether the driver says a table is missing (SQLite's message, PostgreSQL's 42P01)."""
+    if getattr(orig, "sqlstate", None) == "42P01":
+        return True
+    return str(orig).startswith("no such table")
 
 
 @contextlib.contextmanager

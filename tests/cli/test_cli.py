@@ -229,3 +229,30 @@ def test_hold_cli_round_trip(url_env: str, capsys: pytest.CaptureFixture[str]) -
         run(capsys, "hold", "add", "--subject", str(uuid.uuid4()), "--reason", "r", "--by", "x")[0]
         == 2
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("dsr", "list"),
+        ("consent", "check", "--subject", "subject-1", "--purpose", "marketing"),
+        ("hold", "list"),
+        ("keys", "list"),
+        ("retention", "runs"),
+    ],
+)
+def test_unmigrated_database_gets_one_line_with_the_hint(
+    govern_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    empty_url: str,
+    capsys: pytest.CaptureFixture[str],
+    argv: tuple[str, ...],
+) -> None:
+    monkeypatch.setenv("GOVERN_DATABASE_URL", empty_url)
+    before = schema_snapshot(empty_url)
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "is it migrated? `govern migrate up`" in err
+    assert schema_snapshot(empty_url) == before
