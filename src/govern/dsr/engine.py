@@ -139,6 +139,14 @@ def _count_stmt(tables: tuple[Table, ...]) -> Select[Any]:
 
 
 @functools.cache
+def _keys_stmt(table: Table) -> Select[Any]:
+    # one object per table, so that events.emit_tombstones reuses its statement too
+    return select(*table.primary_key.columns).where(
+        subject_filter(table, bindparam(SID), bindparam(REF))
+    )
+
+
+@functools.cache
 def _delete_stmt(table: Table) -> Delete:
     return delete(table).where(subject_filter(table, bindparam(SID), bindparam(REF)))
 
@@ -171,7 +179,7 @@ def _update(
         return _orm_update(session, table, subject_id, values, ref)
     cols = tuple(sorted(values))
     params = {SID: subject_id, REF: ref, **{f"dsr_v_{c}": values[c] for c in cols}}
-    return int(session.execute(_update_stmt(table, cols), params).rowcount)  # type: ignore[attr-defined]
+    return int(session.connection().execute(_update_stmt(table, cols), params).rowcount)
 
 
 def count_many(
@@ -180,7 +188,8 @@ def count_many(
     """Row counts of one subject in many tables, in one round trip."""
     if not tables:
         return {}
-    row = session.execute(_count_stmt(tuple(tables)), {SID: subject_id, REF: ref}).one()
+    params = {SID: subject_id, REF: ref}
+    row = session.connection().execute(_count_stmt(tuple(tables)), params).one()
     return {t.name: int(n or 0) for t, n in zip(tables, row, strict=True)}
 
 
@@ -323,6 +332,23 @@ def build_plan(
     return plan
 
 
+EMPTY_WHEN_NO_ROWS = frozenset({"delete", "redact", "rectify", "withdraw"})
+"""Actions that change nothing when the subject has no row (no given consent) to act on.
+
+Not ``restrict`` (it writes a restriction row whatever the count), ``shred`` (it destroys
+keys the plan does not count), ``read`` (the package lists every table) or ``package``.
+"""
+
+
+def empty_when_planned(action: str, planned_rows: int) -> bool:
+    """Whether the plan proved that a step has nothing to change when it was counted.
+
+    Such a step still runs (a row written since is still acted on); the worker only lets
+    consecutive ones share one transaction (see docs/dsr.md, "Execution").
+    """
+    return planned_rows == 0 and action in EMPTY_WHEN_NO_ROWS
+
+
 def pseudonym(subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
     """A stable, non-reversible replacement for an identifier of an erased subject."""
     digest = hmac.new(request_id.bytes, subject_id.bytes, hashlib.sha256).hexdigest()
@@ -349,15 +375,16 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     if action == "package":
         return write_package(session, ctx, DsrExport)
     table = ctx.metadata.tables[str(table_name)]
-    where = subject_filter(table, ctx.subject_id, ctx.subject_ref)
     if action == "read":
-        return write_table(session, ctx, table, where)
+        return write_table(
+            session, ctx, table, subject_filter(table, ctx.subject_id, ctx.subject_ref)
+        )
     if action == "delete":
         # Art. 19: tell recipients (keys only) before the rows go, in the same transaction
-        pk = list(table.primary_key.columns)
-        events.emit_tombstones(session, table, select(*pk).where(where), cause="erasure")
-        res = session.execute(_delete_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
-        return int(res.rowcount)  # type: ignore[attr-defined]
+        params = {SID: ctx.subject_id, REF: ctx.subject_ref}
+        events.emit_tombstones(session, table, _keys_stmt(table), cause="erasure", params=params)
+        res = session.connection().execute(_delete_stmt(table), params)
+        return int(res.rowcount)
     if action == "redact":
         a = actions_for(table.name)
         assert a is not None
@@ -382,13 +409,14 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
         if ctx.type == "erasure":
             a = actions_for(table.name)
             basis = a.exception.article if a is not None and a.exception else "restriction"
-        session.execute(
-            insert(Restriction).values(
-                subject_id=ctx.subject_id,
-                table_name=table.name,
-                basis=basis,
-                request_id=ctx.request_id,
-            )
+        session.connection().execute(
+            _restriction_stmt(Restriction),
+            {
+                "subject_id": ctx.subject_id,
+                "table_name": table.name,
+                "basis": basis,
+                "request_id": ctx.request_id,
+            },
         )
         n = count_rows(session, table, ctx.subject_id, ctx.subject_ref)
         _notify(session, ctx, "govern.dsr.restricted", table.name, action, [], n, basis=basis)
@@ -415,6 +443,12 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     if action == "keep":
         return 0
     raise ValueError(f"unknown step action {action!r}")
+
+
+@functools.cache
+def _restriction_stmt(model: Any) -> Any:
+    # built once; its ``created_at`` default is filled in by the Core INSERT
+    return insert(model)
 
 
 def _given_purposes(session: Session, ref: str | None) -> list[str]:
@@ -577,8 +611,7 @@ def write_table(
         jf.write("\n]\n")
     os.replace(tmp_json, out / f"{table.name}.json")
     os.replace(tmp_csv, out / f"{table.name}.csv")
-    (out / f"{table.name}.rows").write_text(str(n))
-    return n
+    return n  # the step's checkpoint keeps the count for the package's manifest
 
 
 def file_sha256(path: Path) -> str:
@@ -594,39 +627,52 @@ def _members(staging: Path) -> Iterator[Path]:
 
 
 def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
-    """Zip the staged tables with a manifest of checksums; record the package; clear staging."""
+    """Zip the staged tables with a manifest of checksums; record the package; clear staging.
+
+    Row counts come from the checkpoints of the request's ``read`` steps (all committed
+    before this step runs); each file is read once, hashed while it is zipped.
+    """
+    from govern.dsr.models import DsrStep
+
     staging = _staging(ctx)
     staging.mkdir(parents=True, exist_ok=True)
-    files = []
+    counts: dict[str | None, int] = {
+        name: int(n or 0)
+        for name, n in session.execute(
+            select(DsrStep.table_name, DsrStep.rows_affected).where(
+                DsrStep.request_id == ctx.request_id, DsrStep.action == "read"
+            )
+        )
+    }
+    entries: list[dict[str, Any]] = []
     tables = 0
     rows = 0
-    for p in _members(staging):
-        entry: dict[str, Any] = {
-            "name": f"data/{p.name}",
-            "sha256": file_sha256(p),
-            "bytes": p.stat().st_size,
-        }
-        if p.suffix == ".json":
-            count = int((staging / f"{p.stem}.rows").read_text())
-            entry["rows"] = count
-            tables += 1
-            rows += count
-        files.append((p, entry))
-    manifest = {
-        "request_id": str(ctx.request_id),
-        "type": ctx.type,
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
-        "format": "govern-dsr-package/1",
-        "tables": tables,
-        "rows": rows,
-        "files": [e for _, e in files],
-    }
     final = ctx.export_dir / f"{ctx.request_id}.zip"
     tmp = ctx.export_dir / f"{ctx.request_id}.zip.tmp"
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for p, entry in files:
+        for p in _members(staging):
+            entry: dict[str, Any] = {"name": f"data/{p.name}"}
+            h, size = hashlib.sha256(), 0
             with p.open("rb") as src, zf.open(entry["name"], "w", force_zip64=True) as dst:
-                shutil.copyfileobj(src, dst, 1 << 16)
+                while chunk := src.read(1 << 16):
+                    h.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+            entry |= {"sha256": h.hexdigest(), "bytes": size}
+            if p.suffix == ".json":
+                entry["rows"] = counts[p.stem]
+                tables += 1
+                rows += counts[p.stem]
+            entries.append(entry)
+        manifest = {
+            "request_id": str(ctx.request_id),
+            "type": ctx.type,
+            "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+            "format": "govern-dsr-package/1",
+            "tables": tables,
+            "rows": rows,
+            "files": entries,
+        }
         zf.writestr("manifest.json", json.dumps(manifest, indent=2))
     os.replace(tmp, final)
     session.add(
