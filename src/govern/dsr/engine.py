@@ -64,10 +64,17 @@ class Plan:
     exceptions: list[str] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=8)
+def _sorted_tables(metadata: MetaData, names: tuple[str, ...]) -> list[Table]:
+    # MetaData.sorted_tables sorts the whole graph on every access; keyed by the table names
+    # so that a table added later gives a new order
+    return metadata.sorted_tables
+
+
 def linked_tables(metadata: MetaData) -> list[tuple[Table, TableActions]]:
     """Tables that link to subjects and have DSR actions, parents before children."""
     out = []
-    for t in metadata.sorted_tables:
+    for t in _sorted_tables(metadata, tuple(metadata.tables)):
         a = actions_for(t.name)
         if a is not None and t.info.get("subject_link"):
             out.append((t, a))
@@ -113,8 +120,13 @@ def subject_ref(session: Session, subject_id: uuid.UUID) -> str | None:
     """The subject's pseudonymous reference in other ledgers: its (decrypted) external_ref."""
     from govern.domains.core import Subject
 
-    subj = session.get(Subject, subject_id)
-    return None if subj is None else subj.external_ref
+    return session.execute(_ref_stmt(Subject), {"sid": subject_id}).scalar()
+
+
+@functools.cache
+def _ref_stmt(subject: Any) -> Select[tuple[str | None]]:
+    # only the one column: loading the whole row would decrypt every sealed column
+    return select(subject.external_ref).where(subject.id == bindparam("sid"))
 
 
 SID = "dsr_sid"
@@ -376,9 +388,7 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
         return write_package(session, ctx, DsrExport)
     table = ctx.metadata.tables[str(table_name)]
     if action == "read":
-        return write_table(
-            session, ctx, table, subject_filter(table, ctx.subject_id, ctx.subject_ref)
-        )
+        return write_table(session, ctx, table)
     if action == "delete":
         # Art. 19: tell recipients (keys only) before the rows go, in the same transaction
         params = {SID: ctx.subject_id, REF: ctx.subject_ref}
@@ -574,9 +584,15 @@ def _staging(ctx: StepContext) -> Path:
     return ctx.export_dir / STAGING / str(ctx.request_id)
 
 
-def write_table(
-    session: Session, ctx: StepContext, table: Table, where: ColumnElement[bool]
-) -> int:
+@functools.cache
+def _read_stmt(table: Table) -> Select[Any]:
+    pk = list(table.primary_key.columns)
+    where = subject_filter(table, bindparam(SID), bindparam(REF))
+    stmt = select(*exported_columns(table)).where(where).order_by(*pk)
+    return stmt.execution_options(yield_per=2000)
+
+
+def write_table(session: Session, ctx: StepContext, table: Table) -> int:
     """Stream one table's rows of the subject into staging JSON and CSV files.
 
     Rows come through a server-side cursor in batches and are written one at a time, so
@@ -584,11 +600,8 @@ def write_table(
     """
     out = _staging(ctx)
     out.mkdir(parents=True, exist_ok=True)
-    cols = exported_columns(table)
-    names = [c.name for c in cols]
-    pk = list(table.primary_key.columns)
-    stmt = select(*cols).where(where).order_by(*pk)
-    result = session.execute(stmt.execution_options(yield_per=2000))
+    names = [c.name for c in exported_columns(table)]
+    result = session.execute(_read_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
     n = 0
     tmp_json, tmp_csv = out / f"{table.name}.json.tmp", out / f"{table.name}.csv.tmp"
     with (

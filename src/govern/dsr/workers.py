@@ -141,7 +141,6 @@ def claim_next(
 
 def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
     """Move a freshly claimed request to in_progress and store its plan (once)."""
-    from govern import holds
     from govern.db import load_models
     from govern.dsr.engine import build_plan
 
@@ -159,7 +158,7 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
         )
     has_plan = session.connection().execute(_HAS_PLAN, {"rid": rid}).first()
     if has_plan is None:
-        held = req.subject_id is not None and holds.is_held(session, req.subject_id)
+        held = req.subject_id is not None and _held(session, req.subject_id)
         plan = build_plan(
             session,
             load_models(),
