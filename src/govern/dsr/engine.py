@@ -466,13 +466,16 @@ def _given_purposes(session: Session, ref: str | None) -> list[str]:
 
     if ref is None:
         return []
-    return list(
-        session.scalars(
-            select(Purpose.key)
-            .join(ConsentState, ConsentState.purpose_id == Purpose.id)
-            .where(ConsentState.subject_ref == ref, ConsentState.status == "given")
-            .order_by(Purpose.key)
-        )
+    return list(session.scalars(_given_stmt(Purpose, ConsentState), {"ref": ref}))
+
+
+@functools.cache
+def _given_stmt(purpose: Any, state: Any) -> Select[tuple[str]]:
+    return (
+        select(purpose.key)
+        .join(state, state.purpose_id == purpose.id)
+        .where(state.subject_ref == bindparam("ref"), state.status == "given")
+        .order_by(purpose.key)
     )
 
 
@@ -528,20 +531,33 @@ def _coerce(table: Table, col: str, value: Any) -> Any:
     return value
 
 
+_MAPPED: dict[Table, Any] = {}
+
+
 def _mapped_class(table: Table) -> Any:
     """The ORM class mapped to ``table``, if any (needed where flush fills derived columns)."""
     from govern.db import CoreBase
 
-    for mapper in CoreBase.registry.mappers:
-        if mapper.local_table is table:
-            return mapper.class_
-    return None
+    found = _MAPPED.get(table)
+    if found is None:
+        for mapper in CoreBase.registry.mappers:
+            if mapper.local_table is table:
+                found = _MAPPED[table] = mapper.class_  # a mapping never changes; remembered
+                break
+    return found
 
 
+@functools.cache
 def _has_twins(table: Table) -> bool:
     from govern.types.blind_index import BlindIndex
 
     return any(isinstance(c.type, BlindIndex) for c in table.columns)
+
+
+@functools.cache
+def _orm_select(table: Table) -> Select[Any]:
+    where = subject_filter(table, bindparam(SID), bindparam(REF))
+    return select(_mapped_class(table)).where(where)
 
 
 def _orm_update(
@@ -552,8 +568,7 @@ def _orm_update(
     ref: str | None = None,
 ) -> int:
     """Update through the ORM, so that blind-index twins are recomputed (or cleared) at flush."""
-    cls = _mapped_class(table)
-    rows = session.scalars(select(cls).where(subject_filter(table, subject_id, ref))).all()
+    rows = session.scalars(_orm_select(table), {SID: subject_id, REF: ref}).all()
     for row in rows:
         for col, value in values.items():
             setattr(row, col, value)
