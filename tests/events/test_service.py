@@ -10,7 +10,7 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 
 from govern.db import create_engine, transaction
@@ -232,3 +232,20 @@ def test_tombstones_refuse_a_select_that_is_not_the_key(engine: Engine) -> None:
         emit_tombstones(s, Subject, select(Subject.id, Subject.status), cause="erasure")
     with transaction(engine) as s, pytest.raises(InvalidEventError, match="cause"):
         emit_tombstones(s, Subject, select(Subject.id), cause="Erasure!")
+
+
+def test_tombstones_reuse_a_key_select_with_placeholders(engine: Engine) -> None:
+    with transaction(engine) as s:
+        subjects = [Subject(external_ref=f"ref-{i}", email=f"p{i}@example.com") for i in range(3)]
+        s.add_all(subjects)
+        s.flush()
+    keys = select(Subject.id).where(Subject.id == bindparam("sid"))  # one object, reused
+    for subj in subjects[:2]:
+        with transaction(engine) as s:
+            n = emit_tombstones(s, Subject, keys, cause="erasure", params={"sid": subj.id})
+            s.execute(Subject.__table__.delete().where(Subject.id == subj.id))
+            assert n == 1
+    rows = [r for r in _rows(engine) if r.type == "govern.row.deleted"]
+    # each call picked its own row, with the same statement: the third subject is untouched
+    assert sorted(r.aggregateid for r in rows) == sorted(str(x.id) for x in subjects[:2])
+    assert [parse_cloudevent(r.payload).get_data()["cause"] for r in rows] == ["erasure"] * 2

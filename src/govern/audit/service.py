@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from govern.domains.core import AuditLog
+from govern.types.utc import utcnow
 
 
 def record(
@@ -33,3 +35,38 @@ def record(
     session.add(row)
     session.flush()
     return row
+
+
+_INSERT = insert(cast(Table, AuditLog.__table__))
+
+
+def record_many(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    details: Sequence[Mapping[str, Any]],
+) -> int:
+    """Append one audit row per item of ``details`` with one Core ``INSERT``; never commits.
+
+    For hot paths (a DSR step's checkpoint): no ORM object is built or flushed. The rows
+    are the ones :func:`record` writes, ids in the order given.
+    """
+    if not details:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "occurred_at": now,
+            "actor": actor,
+            "action": action,
+            "target_type": target_type,
+            "target_id": target_id,
+            "details": dict(d),
+        }
+        for d in details
+    ]
+    session.execute(_INSERT, rows)
+    return len(rows)

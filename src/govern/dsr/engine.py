@@ -64,10 +64,17 @@ class Plan:
     exceptions: list[str] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=8)
+def _sorted_tables(metadata: MetaData, names: tuple[str, ...]) -> list[Table]:
+    # MetaData.sorted_tables sorts the whole graph on every access; keyed by the table names
+    # so that a table added later gives a new order
+    return metadata.sorted_tables
+
+
 def linked_tables(metadata: MetaData) -> list[tuple[Table, TableActions]]:
     """Tables that link to subjects and have DSR actions, parents before children."""
     out = []
-    for t in metadata.sorted_tables:
+    for t in _sorted_tables(metadata, tuple(metadata.tables)):
         a = actions_for(t.name)
         if a is not None and t.info.get("subject_link"):
             out.append((t, a))
@@ -113,8 +120,13 @@ def subject_ref(session: Session, subject_id: uuid.UUID) -> str | None:
     """The subject's pseudonymous reference in other ledgers: its (decrypted) external_ref."""
     from govern.domains.core import Subject
 
-    subj = session.get(Subject, subject_id)
-    return None if subj is None else subj.external_ref
+    return session.execute(_ref_stmt(Subject), {"sid": subject_id}).scalar()
+
+
+@functools.cache
+def _ref_stmt(subject: Any) -> Select[tuple[str | None]]:
+    # only the one column: loading the whole row would decrypt every sealed column
+    return select(subject.external_ref).where(subject.id == bindparam("sid"))
 
 
 SID = "dsr_sid"
@@ -135,6 +147,14 @@ def _count_stmt(tables: tuple[Table, ...]) -> Select[Any]:
             .scalar_subquery()
             for t in tables
         )
+    )
+
+
+@functools.cache
+def _keys_stmt(table: Table) -> Select[Any]:
+    # one object per table, so that events.emit_tombstones reuses its statement too
+    return select(*table.primary_key.columns).where(
+        subject_filter(table, bindparam(SID), bindparam(REF))
     )
 
 
@@ -171,7 +191,7 @@ def _update(
         return _orm_update(session, table, subject_id, values, ref)
     cols = tuple(sorted(values))
     params = {SID: subject_id, REF: ref, **{f"dsr_v_{c}": values[c] for c in cols}}
-    return int(session.execute(_update_stmt(table, cols), params).rowcount)  # type: ignore[attr-defined]
+    return int(session.connection().execute(_update_stmt(table, cols), params).rowcount)
 
 
 def count_many(
@@ -180,7 +200,8 @@ def count_many(
     """Row counts of one subject in many tables, in one round trip."""
     if not tables:
         return {}
-    row = session.execute(_count_stmt(tuple(tables)), {SID: subject_id, REF: ref}).one()
+    params = {SID: subject_id, REF: ref}
+    row = session.connection().execute(_count_stmt(tuple(tables)), params).one()
     return {t.name: int(n or 0) for t, n in zip(tables, row, strict=True)}
 
 
@@ -323,6 +344,23 @@ def build_plan(
     return plan
 
 
+EMPTY_WHEN_NO_ROWS = frozenset({"delete", "redact", "rectify", "withdraw"})
+"""Actions that change nothing when the subject has no row (no given consent) to act on.
+
+Not ``restrict`` (it writes a restriction row whatever the count), ``shred`` (it destroys
+keys the plan does not count), ``read`` (the package lists every table) or ``package``.
+"""
+
+
+def empty_when_planned(action: str, planned_rows: int) -> bool:
+    """Whether the plan proved that a step has nothing to change when it was counted.
+
+    Such a step still runs (a row written since is still acted on); the worker only lets
+    consecutive ones share one transaction (see docs/dsr.md, "Execution").
+    """
+    return planned_rows == 0 and action in EMPTY_WHEN_NO_ROWS
+
+
 def pseudonym(subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
     """A stable, non-reversible replacement for an identifier of an erased subject."""
     digest = hmac.new(request_id.bytes, subject_id.bytes, hashlib.sha256).hexdigest()
@@ -349,15 +387,14 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     if action == "package":
         return write_package(session, ctx, DsrExport)
     table = ctx.metadata.tables[str(table_name)]
-    where = subject_filter(table, ctx.subject_id, ctx.subject_ref)
     if action == "read":
-        return write_table(session, ctx, table, where)
+        return write_table(session, ctx, table)
     if action == "delete":
         # Art. 19: tell recipients (keys only) before the rows go, in the same transaction
-        pk = list(table.primary_key.columns)
-        events.emit_tombstones(session, table, select(*pk).where(where), cause="erasure")
-        res = session.execute(_delete_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
-        return int(res.rowcount)  # type: ignore[attr-defined]
+        params = {SID: ctx.subject_id, REF: ctx.subject_ref}
+        events.emit_tombstones(session, table, _keys_stmt(table), cause="erasure", params=params)
+        res = session.connection().execute(_delete_stmt(table), params)
+        return int(res.rowcount)
     if action == "redact":
         a = actions_for(table.name)
         assert a is not None
@@ -382,13 +419,14 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
         if ctx.type == "erasure":
             a = actions_for(table.name)
             basis = a.exception.article if a is not None and a.exception else "restriction"
-        session.execute(
-            insert(Restriction).values(
-                subject_id=ctx.subject_id,
-                table_name=table.name,
-                basis=basis,
-                request_id=ctx.request_id,
-            )
+        session.connection().execute(
+            _restriction_stmt(Restriction),
+            {
+                "subject_id": ctx.subject_id,
+                "table_name": table.name,
+                "basis": basis,
+                "request_id": ctx.request_id,
+            },
         )
         n = count_rows(session, table, ctx.subject_id, ctx.subject_ref)
         _notify(session, ctx, "govern.dsr.restricted", table.name, action, [], n, basis=basis)
@@ -417,18 +455,27 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     raise ValueError(f"unknown step action {action!r}")
 
 
+@functools.cache
+def _restriction_stmt(model: Any) -> Any:
+    # built once; its ``created_at`` default is filled in by the Core INSERT
+    return insert(model)
+
+
 def _given_purposes(session: Session, ref: str | None) -> list[str]:
     from govern.consent.models import ConsentState, Purpose
 
     if ref is None:
         return []
-    return list(
-        session.scalars(
-            select(Purpose.key)
-            .join(ConsentState, ConsentState.purpose_id == Purpose.id)
-            .where(ConsentState.subject_ref == ref, ConsentState.status == "given")
-            .order_by(Purpose.key)
-        )
+    return list(session.scalars(_given_stmt(Purpose, ConsentState), {"ref": ref}))
+
+
+@functools.cache
+def _given_stmt(purpose: Any, state: Any) -> Select[tuple[str]]:
+    return (
+        select(purpose.key)
+        .join(state, state.purpose_id == purpose.id)
+        .where(state.subject_ref == bindparam("ref"), state.status == "given")
+        .order_by(purpose.key)
     )
 
 
@@ -484,20 +531,33 @@ def _coerce(table: Table, col: str, value: Any) -> Any:
     return value
 
 
+_MAPPED: dict[Table, Any] = {}
+
+
 def _mapped_class(table: Table) -> Any:
     """The ORM class mapped to ``table``, if any (needed where flush fills derived columns)."""
     from govern.db import CoreBase
 
-    for mapper in CoreBase.registry.mappers:
-        if mapper.local_table is table:
-            return mapper.class_
-    return None
+    found = _MAPPED.get(table)
+    if found is None:
+        for mapper in CoreBase.registry.mappers:
+            if mapper.local_table is table:
+                found = _MAPPED[table] = mapper.class_  # a mapping never changes; remembered
+                break
+    return found
 
 
+@functools.cache
 def _has_twins(table: Table) -> bool:
     from govern.types.blind_index import BlindIndex
 
     return any(isinstance(c.type, BlindIndex) for c in table.columns)
+
+
+@functools.cache
+def _orm_select(table: Table) -> Select[Any]:
+    where = subject_filter(table, bindparam(SID), bindparam(REF))
+    return select(_mapped_class(table)).where(where)
 
 
 def _orm_update(
@@ -508,8 +568,7 @@ def _orm_update(
     ref: str | None = None,
 ) -> int:
     """Update through the ORM, so that blind-index twins are recomputed (or cleared) at flush."""
-    cls = _mapped_class(table)
-    rows = session.scalars(select(cls).where(subject_filter(table, subject_id, ref))).all()
+    rows = session.scalars(_orm_select(table), {SID: subject_id, REF: ref}).all()
     for row in rows:
         for col, value in values.items():
             setattr(row, col, value)
@@ -540,9 +599,15 @@ def _staging(ctx: StepContext) -> Path:
     return ctx.export_dir / STAGING / str(ctx.request_id)
 
 
-def write_table(
-    session: Session, ctx: StepContext, table: Table, where: ColumnElement[bool]
-) -> int:
+@functools.cache
+def _read_stmt(table: Table) -> Select[Any]:
+    pk = list(table.primary_key.columns)
+    where = subject_filter(table, bindparam(SID), bindparam(REF))
+    stmt = select(*exported_columns(table)).where(where).order_by(*pk)
+    return stmt.execution_options(yield_per=2000)
+
+
+def write_table(session: Session, ctx: StepContext, table: Table) -> int:
     """Stream one table's rows of the subject into staging JSON and CSV files.
 
     Rows come through a server-side cursor in batches and are written one at a time, so
@@ -550,11 +615,8 @@ def write_table(
     """
     out = _staging(ctx)
     out.mkdir(parents=True, exist_ok=True)
-    cols = exported_columns(table)
-    names = [c.name for c in cols]
-    pk = list(table.primary_key.columns)
-    stmt = select(*cols).where(where).order_by(*pk)
-    result = session.execute(stmt.execution_options(yield_per=2000))
+    names = [c.name for c in exported_columns(table)]
+    result = session.execute(_read_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
     n = 0
     tmp_json, tmp_csv = out / f"{table.name}.json.tmp", out / f"{table.name}.csv.tmp"
     with (
@@ -577,8 +639,7 @@ def write_table(
         jf.write("\n]\n")
     os.replace(tmp_json, out / f"{table.name}.json")
     os.replace(tmp_csv, out / f"{table.name}.csv")
-    (out / f"{table.name}.rows").write_text(str(n))
-    return n
+    return n  # the step's checkpoint keeps the count for the package's manifest
 
 
 def file_sha256(path: Path) -> str:
@@ -594,39 +655,52 @@ def _members(staging: Path) -> Iterator[Path]:
 
 
 def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
-    """Zip the staged tables with a manifest of checksums; record the package; clear staging."""
+    """Zip the staged tables with a manifest of checksums; record the package; clear staging.
+
+    Row counts come from the checkpoints of the request's ``read`` steps (all committed
+    before this step runs); each file is read once, hashed while it is zipped.
+    """
+    from govern.dsr.models import DsrStep
+
     staging = _staging(ctx)
     staging.mkdir(parents=True, exist_ok=True)
-    files = []
+    counts: dict[str | None, int] = {
+        name: int(n or 0)
+        for name, n in session.execute(
+            select(DsrStep.table_name, DsrStep.rows_affected).where(
+                DsrStep.request_id == ctx.request_id, DsrStep.action == "read"
+            )
+        )
+    }
+    entries: list[dict[str, Any]] = []
     tables = 0
     rows = 0
-    for p in _members(staging):
-        entry: dict[str, Any] = {
-            "name": f"data/{p.name}",
-            "sha256": file_sha256(p),
-            "bytes": p.stat().st_size,
-        }
-        if p.suffix == ".json":
-            count = int((staging / f"{p.stem}.rows").read_text())
-            entry["rows"] = count
-            tables += 1
-            rows += count
-        files.append((p, entry))
-    manifest = {
-        "request_id": str(ctx.request_id),
-        "type": ctx.type,
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
-        "format": "govern-dsr-package/1",
-        "tables": tables,
-        "rows": rows,
-        "files": [e for _, e in files],
-    }
     final = ctx.export_dir / f"{ctx.request_id}.zip"
     tmp = ctx.export_dir / f"{ctx.request_id}.zip.tmp"
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for p, entry in files:
+        for p in _members(staging):
+            entry: dict[str, Any] = {"name": f"data/{p.name}"}
+            h, size = hashlib.sha256(), 0
             with p.open("rb") as src, zf.open(entry["name"], "w", force_zip64=True) as dst:
-                shutil.copyfileobj(src, dst, 1 << 16)
+                while chunk := src.read(1 << 16):
+                    h.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+            entry |= {"sha256": h.hexdigest(), "bytes": size}
+            if p.suffix == ".json":
+                entry["rows"] = counts[p.stem]
+                tables += 1
+                rows += counts[p.stem]
+            entries.append(entry)
+        manifest = {
+            "request_id": str(ctx.request_id),
+            "type": ctx.type,
+            "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+            "format": "govern-dsr-package/1",
+            "tables": tables,
+            "rows": rows,
+            "files": entries,
+        }
         zf.writestr("manifest.json", json.dumps(manifest, indent=2))
     os.replace(tmp, final)
     session.add(

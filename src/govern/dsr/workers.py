@@ -18,21 +18,35 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
-from sqlalchemy import Select, String, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 if TYPE_CHECKING:
     from govern.events import HookRegistry
 
 from govern import audit
-from govern.dsr.engine import StepContext
+from govern.dsr.engine import Plan, StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
 from govern.dsr.service import check_deadlines, get_request, lifecycle_event, transition
@@ -50,6 +64,9 @@ HOLD_PLACED = "Art. 17(3)(e): subject placed under a legal hold"
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
+
+_REQUESTS = cast(Table, DsrRequest.__table__)
+_STEPS = cast(Table, DsrStep.__table__)
 
 _HOOKS: ContextVar[HookRegistry | None] = ContextVar("govern_dsr_hooks", default=None)
 
@@ -72,13 +89,33 @@ def _session(engine: Engine) -> Session:
     return session
 
 
-def _claimable(now: dt.datetime) -> object:
+def _claimable(now: object) -> object:
+    c = _REQUESTS.c
     return or_(
-        DsrRequest.state == "approved",
+        c.state == "approved",
         and_(
-            DsrRequest.state == "in_progress",
-            or_(DsrRequest.lease_expires_at.is_(None), DsrRequest.lease_expires_at <= now),
+            c.state == "in_progress",
+            or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now),
         ),
+    )
+
+
+@functools.cache
+def _claim_stmt() -> ReturningUpdate[tuple[uuid.UUID]]:
+    """The claim, built once (bind parameters): one UPDATE of the most urgent claimable row."""
+    pick = (
+        select(_REQUESTS.c.id)
+        .where(_claimable(bindparam("now")))  # type: ignore[arg-type]
+        .order_by(_REQUESTS.c.due_at, _REQUESTS.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == pick)
+        .values(claimed_by=bindparam("worker"), lease_expires_at=bindparam("until"))
+        .returning(_REQUESTS.c.id)
     )
 
 
@@ -87,20 +124,14 @@ def claim_next(
 ) -> uuid.UUID | None:
     """Claim the most urgent approved (or abandoned in-progress) request, or return None."""
     now = utcnow()
-    pick = (
-        select(DsrRequest.id)
-        .where(_claimable(now))  # type: ignore[arg-type]
-        .order_by(DsrRequest.due_at, DsrRequest.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
     with _session(engine) as session, session.begin():
-        rid = session.scalar(
-            update(DsrRequest)
-            .where(DsrRequest.id == pick)
-            .values(claimed_by=worker, lease_expires_at=now + lease)
-            .returning(DsrRequest.id)
+        rid = (
+            session.connection()
+            .execute(
+                _claim_stmt(),
+                {"now": now, "worker": worker, "until": now + lease},
+            )
+            .scalar()
         )
         if rid is None:
             return None
@@ -110,7 +141,6 @@ def claim_next(
 
 def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
     """Move a freshly claimed request to in_progress and store its plan (once)."""
-    from govern import holds
     from govern.db import load_models
     from govern.dsr.engine import build_plan
 
@@ -126,9 +156,9 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
             target_type="dsr_request",
             target_id=str(rid),
         )
-    has_plan = session.scalar(select(DsrStep.id).where(DsrStep.request_id == rid).limit(1))
+    has_plan = session.connection().execute(_HAS_PLAN, {"rid": rid}).first()
     if has_plan is None:
-        held = req.subject_id is not None and holds.is_held(session, req.subject_id)
+        held = req.subject_id is not None and _held(session, req.subject_id)
         plan = build_plan(
             session,
             load_models(),
@@ -137,27 +167,32 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
             corrections=req.corrections or {},
             held=held,
         )
-        for i, s in enumerate(plan.steps, 1):
-            session.add(
-                DsrStep(
-                    request_id=rid,
-                    seq=i,
-                    table_name=s.table,
-                    action=s.action,
-                    columns=s.columns,
-                    planned_rows=s.rows,
-                    exception=s.exception,
-                    # a keep step changes nothing: shown in the plan, checkpointed at once
-                    status="kept" if s.action == "keep" else "pending",
-                    rows_affected=0 if s.action == "keep" else None,
-                )
-            )
+        _store_plan(session, rid, plan)
         req.outcome = {"exceptions": plan.exceptions} if plan.exceptions else {}
     session.flush()
 
 
-_REQUESTS = cast(Table, DsrRequest.__table__)
-_STEPS = cast(Table, DsrStep.__table__)
+def _store_plan(session: Session, rid: uuid.UUID, plan: Plan) -> None:
+    """Store the plan's steps (one Core INSERT); a keep step changes nothing, so it is
+    shown in the plan and checkpointed at once (``kept``)."""
+    rows = [
+        {
+            "request_id": rid,
+            "seq": i,
+            "table_name": s.table,
+            "action": s.action,
+            "columns": s.columns,
+            "planned_rows": s.rows,
+            "exception": s.exception,
+            "status": "kept" if s.action == "keep" else "pending",
+            "rows_affected": 0 if s.action == "keep" else None,
+        }
+        for i, s in enumerate(plan.steps, 1)
+    ]
+    if rows:
+        session.connection().execute(insert(_STEPS), rows)
+
+
 # Built once (Core, bind parameters): reused statement objects skip cache-key generation.
 _FENCE = (
     update(_REQUESTS)
@@ -181,6 +216,18 @@ _CHECKPOINT = (
 )
 
 
+_HAS_PLAN = select(_STEPS.c.id).where(_STEPS.c.request_id == bindparam("rid")).limit(1)
+_PENDING = (
+    select(_STEPS.c.id, _STEPS.c.seq, _STEPS.c.table_name, _STEPS.c.action, _STEPS.c.planned_rows)
+    .where(_STEPS.c.request_id == bindparam("rid"), _STEPS.c.status == "pending")
+    .order_by(_STEPS.c.seq)
+)
+_TALLY = select(
+    func.count(),
+    func.coalesce(func.sum(case((_STEPS.c.status == "skipped", 1), else_=0)), 0),
+).where(_STEPS.c.request_id == bindparam("rid"))
+
+
 @functools.cache
 def _held_stmt() -> Select[tuple[bool]]:
     from govern.holds import held_subject_ids
@@ -191,13 +238,14 @@ def _held_stmt() -> Select[tuple[bool]]:
 
 def _held(session: Session, subject_id: uuid.UUID) -> bool:
     """``holds.is_held`` as one cached statement (checked before every destructive step)."""
-    return bool(session.scalar(_held_stmt(), {"sid": subject_id}))
+    return bool(session.connection().execute(_held_stmt(), {"sid": subject_id}).scalar())
 
 
 def _fence(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:
     """Renew our lease as the transaction's first write; False when another worker took over."""
-    res = session.execute(_FENCE, {"rid": rid, "worker": worker, "until": utcnow() + lease})
-    return int(res.rowcount) == 1  # type: ignore[attr-defined]
+    conn = session.connection()
+    res = conn.execute(_FENCE, {"rid": rid, "worker": worker, "until": utcnow() + lease})
+    return int(res.rowcount) == 1
 
 
 def take(
@@ -234,46 +282,92 @@ class _StepFailed(Exception):
         self.seq, self.cause = seq, cause
 
 
-def _run_step_tx(
+class _Pending(NamedTuple):
+    id: int
+    seq: int
+    table: str | None
+    action: str
+    planned_rows: int
+
+
+def units(pending: Sequence[_Pending]) -> list[list[_Pending]]:
+    """Pending steps, in plan order, cut into the transactions that run them.
+
+    A step with work is a unit of its own. Consecutive steps the plan proved empty
+    (:func:`~govern.dsr.engine.empty_when_planned`) form one unit: they still run, in order,
+    but in one transaction that also writes all their checkpoints (see docs/dsr.md).
+    """
+    from govern.dsr.engine import empty_when_planned
+
+    out: list[list[_Pending]] = []
+    prev_empty = False
+    for step in pending:
+        empty = empty_when_planned(step.action, step.planned_rows)
+        if empty and prev_empty:
+            out[-1].append(step)
+        else:
+            out.append([step])
+        prev_empty = empty
+    return out
+
+
+def _run_unit(
     session: Session,
     ctx: StepContext,
-    step: tuple[int, int, str | None, str],
+    unit: Sequence[_Pending],
     worker: str,
-) -> str:
-    """Run one step and checkpoint it in ``session``; returns its final status."""
+    lease: dt.timedelta,
+    on_step: StepHook | None,
+) -> None:
+    """Run a unit's steps and checkpoint them in ``session``'s one transaction."""
     from govern.dsr.engine import run_step
 
-    step_id, seq, table, action = step
-    status, rows, exception = "done", 0, None
-    if action in DESTRUCTIVE and _held(session, ctx.subject_id):
-        status, exception = "skipped", HOLD_PLACED
-    else:
-        try:
-            rows = run_step(session, ctx, table, action)
-        except Exception as exc:
-            raise _StepFailed(seq, exc) from exc
-    res = session.execute(
-        _CHECKPOINT,
-        {
-            "step_id": step_id,
-            "new_status": status,
-            "rows": rows,
-            "at": utcnow(),
-            "by": worker,
-            "why": exception,
-        },
-    )
-    if int(res.rowcount) != 1:  # type: ignore[attr-defined]
+    if not _fence(session, ctx.request_id, worker, lease):
         raise _LostLease
-    audit.record(
+    conn = session.connection()
+    details = []
+    for step in unit:
+        status, rows, exception = "done", 0, None
+        if step.action in DESTRUCTIVE and _held(session, ctx.subject_id):
+            status, exception = "skipped", HOLD_PLACED
+        else:
+            try:
+                rows = run_step(session, ctx, step.table, step.action)
+            except Exception as exc:
+                raise _StepFailed(step.seq, exc) from exc
+        res = conn.execute(
+            _CHECKPOINT,
+            {
+                "step_id": step.id,
+                "new_status": status,
+                "rows": rows,
+                "at": utcnow(),
+                "by": worker,
+                "why": exception,
+            },
+        )
+        if int(res.rowcount) != 1:
+            raise _LostLease
+        details.append(
+            {
+                "seq": step.seq,
+                "table": step.table,
+                "action": step.action,
+                "status": status,
+                "rows": rows,
+            }
+        )
+    audit.record_many(
         session,
         actor=worker,
         action="dsr.step",
         target_type="dsr_request",
         target_id=str(ctx.request_id),
-        details={"seq": seq, "table": table, "action": action, "status": status, "rows": rows},
+        details=details,
     )
-    return status
+    if on_step is not None:
+        for step in unit:
+            on_step(step.seq, "executed")
 
 
 def run_claimed(
@@ -285,10 +379,12 @@ def run_claimed(
     lease: dt.timedelta = DEFAULT_LEASE,
     on_step: StepHook | None = None,
 ) -> ProcessResult:
-    """Run the pending steps of a request this worker holds, each step in its own transaction.
+    """Run the pending steps of a request this worker holds, each step in its own transaction
+    (consecutive steps the plan proved empty share one, see :func:`units`).
 
     Each transaction first renews the lease (fencing out a worker whose lease expired) and
-    then flips the step's checkpoint from ``pending`` to ``done`` together with its change.
+    then flips the checkpoints of its steps from ``pending`` to ``done`` together with their
+    changes.
     """
     from govern.db import load_models
     from govern.dsr.engine import clear_staging, subject_ref
@@ -297,14 +393,7 @@ def run_claimed(
     export_dir.mkdir(parents=True, exist_ok=True)
     with _session(engine) as session, session.begin():
         req = get_request(session, rid)
-        pending = [
-            (s.id, s.seq, s.table_name, s.action)
-            for s in session.scalars(
-                select(DsrStep)
-                .where(DsrStep.request_id == rid, DsrStep.status == "pending")
-                .order_by(DsrStep.seq)
-            )
-        ]
+        pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
         ctx = None
         if req.subject_id is not None:
             ctx = StepContext(
@@ -317,24 +406,21 @@ def run_claimed(
                 subject_ref=subject_ref(session, req.subject_id),
             )
     ran = 0
-    for step in pending:
+    for unit in units(pending):
         assert ctx is not None
         try:
             with _session(engine) as session, session.begin():
-                if not _fence(session, rid, worker, lease):
-                    raise _LostLease
-                _run_step_tx(session, ctx, step, worker)
-                if on_step is not None:
-                    on_step(step[1], "executed")
+                _run_unit(session, ctx, unit, worker, lease, on_step)
         except _StepFailed as failed:
             return _fail(engine, rid, worker, failed.seq, failed.cause)
         except _LostLease:
             with _session(engine) as session:
                 state = get_request(session, rid).state
             return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
-        ran += 1
+        ran += len(unit)
         if on_step is not None:
-            on_step(step[1], "committed")
+            for step in unit:
+                on_step(step.seq, "committed")
     return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
 
 
@@ -354,22 +440,14 @@ def _complete(
             req = get_request(session, rid)
             return ProcessResult(request_id=rid, state=req.state, steps_run=ran, steps_total=0)
         req = get_request(session, rid)
-        total = int(
-            session.scalar(
-                select(func.count()).select_from(DsrStep).where(DsrStep.request_id == rid)
-            )
-            or 0
-        )
-        export = session.scalars(
-            select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
-        ).first()
+        total, skipped = session.connection().execute(_TALLY, {"rid": rid}).one()
+        export = None
+        if req.type in ("access", "portability"):
+            export = session.scalars(
+                select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
+            ).first()
         outcome = dict(req.outcome or {})
-        skipped = session.scalar(
-            select(DsrStep.id)
-            .where(DsrStep.request_id == rid, DsrStep.status == "skipped")
-            .limit(1)
-        )
-        if skipped is not None:
+        if skipped:
             outcome["exceptions"] = [*outcome.get("exceptions", []), HOLD_PLACED]
         if req.subject_id is None:
             outcome["no_data_held"] = True
@@ -388,7 +466,7 @@ def _complete(
             request_id=rid,
             state=req.state,
             steps_run=ran,
-            steps_total=total,
+            steps_total=int(total),
             export_path=export.path if export is not None else None,
             exceptions=list(outcome.get("exceptions", [])),
         )

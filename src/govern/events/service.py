@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import functools
 import json
 import re
 import uuid
@@ -386,6 +387,7 @@ def emit_tombstones(
     *,
     cause: str,
     type: str = "govern.row.deleted",
+    params: Mapping[str, Any] | None = None,
 ) -> int:
     """Append a keys-only delete event for every row ``key_select`` picks; set-based.
 
@@ -398,12 +400,17 @@ def emit_tombstones(
     (composite keys joined with ``:``); ``data`` is a Debezium-style envelope with
     ``op = "d"``, ``before`` holding only the keys, ``after = null`` and ``cause``.
 
+    The statement is built once per (table, ``key_select``, cause, type) and reused: a
+    caller deleting often passes the same ``key_select`` object, written with
+    ``bindparam()`` placeholders, and their values in ``params``.
+
     Args:
         session: the caller's session; never committed here.
         table: the governed table (or its mapped class) the rows belong to.
         key_select: a select of the primary-key columns of the rows to be deleted.
         cause: why the rows go, lowercase (e.g. ``erasure``, ``retention``).
         type: the event type (default ``govern.row.deleted``).
+        params: values of ``key_select``'s bind parameters, if it has placeholders.
 
     Returns:
         The number of events written.
@@ -415,6 +422,32 @@ def emit_tombstones(
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", cause or ""):
         raise InvalidEventError("cause must be a lowercase word such as 'erasure'")
     aggregate_type, _ = _aggregate(tbl.name, "x")
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    hooked = HOOKS_KEY in session.info
+    stmt = _tombstone_statement(pg, tbl, key_select, cause, hooked)
+    now = utcnow()
+    values = _params(type, aggregate_type, None, SOURCE, now)
+    values["ts_ms"] = int(now.timestamp() * 1000)
+    values.update(params or {})
+    if hooked:
+        return len(_track(session, list(conn.execute(stmt, values).scalars())))
+    if pg:
+        return len(conn.execute(stmt, values).all())
+    # its rowcount is -1 for a statement starting with WITH on SQLite; changes() has the count
+    conn.execute(stmt, values)
+    return int(conn.exec_driver_sql("SELECT changes()").scalar_one())
+
+
+@functools.lru_cache(maxsize=256)
+def _tombstone_statement(
+    pg: bool, tbl: Table, key_select: Select[Any], cause: str, hooked: bool
+) -> Any:
+    """The ``INSERT ... SELECT`` of :func:`emit_tombstones`; built once, then reused.
+
+    Keyed by the ``key_select`` object itself (by identity), so a caller that builds a new
+    select on every call gets a new statement each time, as before; the cache is bounded.
+    """
     pk = list(tbl.primary_key.columns)
     keys = key_select.subquery("keys")
     kcols = list(keys.c)
@@ -422,14 +455,12 @@ def emit_tombstones(
         raise InvalidEventError(
             f"key_select must select the {len(pk)} primary-key column(s) of {tbl.name}"
         )
-    pg = session.connection().dialect.name == "postgresql"
     texts = [_key_text(k, pg, p) for k, p in zip(kcols, pk, strict=True)]
     aid: ColumnElement[str] = texts[0]
     for extra in texts[1:]:
         aid = aid.concat(":").concat(extra)
     labelled = [t.label(f"k{i}") for i, t in enumerate(texts)]
     rows = select(aid.label("aid"), *labelled).distinct()
-    now = utcnow()
     domain = str(tbl.info.get("domain", "host"))
 
     def build(s: Any, json_object: Callable[..., Any]) -> ColumnElement[Any]:
@@ -444,7 +475,7 @@ def emit_tombstones(
             _txt("op"),
             _txt("d"),
             _txt("ts_ms"),
-            cast(literal(int(now.timestamp() * 1000)), BigInteger),
+            cast(bindparam("ts_ms", type_=BigInteger), BigInteger),
             _txt("source"),
             json_object(
                 _txt("name"),
@@ -464,17 +495,10 @@ def emit_tombstones(
     # for the same row at the same time is a real conflict; the unique index makes it
     # fail loudly (IntegrityError) instead of numbering the aggregate twice.
     stmt = _build_insert(pg, rows, build, with_subject=False)
-    params = _params(type, aggregate_type, None, SOURCE, now)
-    if HOOKS_KEY in session.info:
-        payloads = session.connection().execute(stmt.returning(_table().c.payload), params)
-        return len(_track(session, list(payloads.scalars())))
-    conn = session.connection()
-    if pg:
-        return len(conn.execute(stmt.returning(_table().c.id), params).all())
-    # No RETURNING on SQLite: fetching one id per row costs more than writing the row, and
-    # its rowcount is -1 for a statement starting with WITH; changes() has the count.
-    conn.execute(stmt, params)
-    return int(conn.exec_driver_sql("SELECT changes()").scalar_one())
+    if hooked:
+        return stmt.returning(_table().c.payload)
+    # No RETURNING on SQLite: fetching one id per row costs more than writing the row.
+    return stmt.returning(_table().c.id) if pg else stmt
 
 
 # ----------------------------------------------------------------------------- many at once
