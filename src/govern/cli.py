@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
             a.correct or (),
             a.verified,
             a.code_out,
+            a.purpose or (),
         ),
     )
     p.add_argument(
@@ -155,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", default="web", help="How the request arrived (web, email, ...).")
     p.add_argument(
         "--correct", action="append", help="Rectification: table.column=value (repeatable)."
+    )
+    p.add_argument(
+        "--purpose",
+        action="append",
+        help="Objection: a consent purpose objected to (repeatable; none: every purpose).",
     )
     p.add_argument("--verified", action="store_true", help="Identity already verified at intake.")
     p.add_argument("--code-out", help="Write the one-time verification code to this file (0600).")

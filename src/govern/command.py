@@ -1135,6 +1135,7 @@ def dsr_submit(
     corrections: Sequence[str] = (),
     verified: bool = False,
     code_out: str | None = None,
+    purposes: Sequence[str] = (),
 ) -> SubmitResult:
     """Record a data-subject request and issue its verification code (to --code-out)."""
     from govern import dsr
@@ -1154,6 +1155,7 @@ def dsr_submit(
             channel=channel,
             corrections=_parse_corrections(corrections) if corrections else None,
             verified=verified,
+            purposes=purposes or None,
         )
         if result.verification_code is not None and code_out is not None:
             _write_code(code_out, result.verification_code.get_secret_value())

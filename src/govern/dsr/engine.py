@@ -330,8 +330,10 @@ def build_plan(
                 plan.steps.append(PlannedStep(t.name, "rectify", by_table[t.name], counts[t.name]))
     elif type in ("restriction", "objection"):
         if type == "objection" and "consent_state" in metadata.tables:
-            given = len(_given_purposes(session, ref))
-            plan.steps.append(PlannedStep("consent_state", "withdraw", [], given))
+            scope = objected_purposes(corrections)
+            given = _given_purposes(session, ref, scope)
+            shown = sorted(scope) if scope is not None else given
+            plan.steps.append(PlannedStep("consent_state", "withdraw", shown, len(given)))
         for t, a in tables:
             if not a.restrictable:
                 continue
@@ -461,12 +463,21 @@ def _restriction_stmt(model: Any) -> Any:
     return insert(model)
 
 
-def _given_purposes(session: Session, ref: str | None) -> list[str]:
+def objected_purposes(params: Mapping[str, Any]) -> frozenset[str] | None:
+    """The purposes an objection names, or ``None`` for an objection to every purpose."""
+    chosen = params.get("purposes")
+    return frozenset(chosen) if chosen else None
+
+
+def _given_purposes(
+    session: Session, ref: str | None, only: frozenset[str] | None = None
+) -> list[str]:
     from govern.consent.models import ConsentState, Purpose
 
     if ref is None:
         return []
-    return list(session.scalars(_given_stmt(Purpose, ConsentState), {"ref": ref}))
+    given = session.scalars(_given_stmt(Purpose, ConsentState), {"ref": ref})
+    return [key for key in given if only is None or key in only]
 
 
 @functools.cache
@@ -480,10 +491,14 @@ def _given_stmt(purpose: Any, state: Any) -> Select[tuple[str]]:
 
 
 def withdraw_consents(session: Session, ctx: StepContext) -> int:
-    """Objection (Art. 21) and erasure: append a withdrawal for every consent still given."""
+    """Objection (Art. 21) and erasure: append a withdrawal for every consent still given.
+
+    An objection that names purposes withdraws only those; erasure withdraws every one.
+    """
     from govern import consent
 
-    purposes = _given_purposes(session, ctx.subject_ref)
+    scope = objected_purposes(ctx.corrections) if ctx.type == "objection" else None
+    purposes = _given_purposes(session, ctx.subject_ref, scope)
     for key in purposes:
         consent.withdraw(session, str(ctx.subject_ref), key)
     return len(purposes)

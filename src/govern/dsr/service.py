@@ -176,6 +176,19 @@ def resolve_subject(session: Session, identifiers: Mapping[str, str]) -> uuid.UU
     return found.pop() if len(found) == 1 else None
 
 
+def _known_purposes(session: Session, purposes: Sequence[str]) -> list[str]:
+    """The purposes an objection names, checked against the consent catalog."""
+    from govern.consent.models import Purpose
+    from govern.errors import UnknownPurposeError
+
+    wanted = sorted({p.strip() for p in purposes if p.strip()})
+    known = set(session.scalars(select(Purpose.key).where(Purpose.key.in_(wanted))))
+    missing = [p for p in wanted if p not in known]
+    if missing:
+        raise UnknownPurposeError(f"unknown purpose {missing[0]!r}")
+    return wanted
+
+
 def submit(
     session: Session,
     *,
@@ -188,11 +201,14 @@ def submit(
     received_at: dt.datetime | None = None,
     corrections: Mapping[str, Any] | None = None,
     verified: bool = False,
+    purposes: Sequence[str] | None = None,
 ) -> SubmitResult:
     """Record a request; issue a verification code unless the requester is already verified.
 
     ``verified=True`` is for requests from an authenticated session of the host, where
-    identity is already established; the actor is recorded as the verifier.
+    identity is already established; the actor is recorded as the verifier. ``corrections``
+    are a rectification's ``{"table.column": value}``; ``purposes`` scope an objection to
+    those consent purposes (none: every purpose). Both are kept, sealed, with the request.
     """
     from govern.db import load_models
     from govern.dsr.engine import validate_corrections
@@ -216,6 +232,10 @@ def submit(
         clean = validate_corrections(load_models(), corrections or {})
     elif corrections:
         raise UsageError("corrections are only for rectification requests")
+    if purposes:
+        if type != "objection":
+            raise UsageError("purposes are only for objection requests")
+        clean = {"purposes": _known_purposes(session, purposes)}
     received = received_at or utcnow()
     req = DsrRequest(
         id=uuid.uuid4(),
