@@ -331,9 +331,9 @@ def build_plan(
     elif type in ("restriction", "objection"):
         if type == "objection" and "consent_state" in metadata.tables:
             scope = objected_purposes(corrections)
-            given = _given_purposes(session, ref, scope)
-            shown = sorted(scope) if scope is not None else given
-            plan.steps.append(PlannedStep("consent_state", "withdraw", shown, len(given)))
+            objected = _given_purposes(session, ref, scope)
+            shown = sorted(scope) if scope is not None else objected
+            plan.steps.append(PlannedStep("consent_state", "withdraw", shown, len(objected)))
         for t, a in tables:
             if not a.restrictable:
                 continue
