@@ -214,35 +214,35 @@ def _build_insert(
         .cte("s")
         .prefix_with("MATERIALIZED")
     )
-    fields: list[Any] = [
-        "specversion",
-        _txt("1.0"),
-        "id",
-        cast(s.c.id, Text),
-        "source",
-        _param("source"),
-        "type",
-        _param("etype"),
-    ]
-    if with_subject:
-        fields += ["subject", _param("subject")]
-    fields += [
-        "time",
-        _param("ctime"),
-        "datacontenttype",
-        _txt("application/json"),
-        "partitionkey",
-        s.c.aid,
-        "aggregatetype",
-        _param("atype"),
-        "sequence",
-        cast(s.c.seq, Text),
-        "data",
-        data(s, json_object),
-    ]
     if payload_of is not None:
         payload = payload_of(s)
     else:
+        fields: list[Any] = [
+            "specversion",
+            _txt("1.0"),
+            "id",
+            cast(s.c.id, Text),
+            "source",
+            _param("source"),
+            "type",
+            _param("etype"),
+        ]
+        if with_subject:
+            fields += ["subject", _param("subject")]
+        fields += [
+            "time",
+            _param("ctime"),
+            "datacontenttype",
+            _txt("application/json"),
+            "partitionkey",
+            s.c.aid,
+            "aggregatetype",
+            _param("atype"),
+            "sequence",
+            cast(s.c.seq, Text),
+            "data",
+            data(s, json_object),
+        ]
         payload = json_object(*[_txt(f) if isinstance(f, str) else f for f in fields])
         if pg:
             payload = cast(payload, Text)
