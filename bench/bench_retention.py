@@ -85,6 +85,27 @@ def _copy(url: str, backend: str) -> str:
     return make_url(url).set(database=f"{name}_peer").render_as_string(hide_password=False)
 
 
+def _server_cpu(engine: Any) -> dict[int, float] | None:
+    """CPU seconds used so far by each PostgreSQL backend serving this database (local
+    server only, read from /proc); None on SQLite or when /proc is not readable."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as c:
+        pids = c.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        out = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        try:
+            for pid in pids:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                out[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            return None
+    return out
+
+
 def _figures(backend: str, url: str) -> list[dict[str, Any]]:
     from govern.db import create_engine, transaction
     from govern.retention import Policy, approve, execute_run, plan_policy
@@ -114,10 +135,19 @@ def _figures(backend: str, url: str) -> list[dict[str, Any]]:
         planned = plan_policy(s, policy)
         plan_s = time.perf_counter() - t0
     rows.append(emit(f"retention_plan_{backend}", plan_s, "s", rows=planned.rows, total=TOTAL))
+    server0 = _server_cpu(engine)
     with peak_memory() as mem:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         out = execute_run(engine, policy, actor="bench")
         run_s = time.perf_counter() - t0
+        client_cpu = time.process_time() - c0
+    server = _server_cpu(engine)
+    server_cpu = (
+        None
+        if server is None or server0 is None
+        else sum(v - server0.get(pid, 0.0) for pid, v in server.items())
+    )
     assert out.processed_rows == planned.rows, (out.processed_rows, planned.rows)
     engine.dispose()
     peer = create_engine(peer_url)
@@ -143,6 +173,18 @@ def _figures(backend: str, url: str) -> list[dict[str, Any]]:
             batches=out.batches,
             quarantine=True,
             tombstones=True,
+        )
+    )
+    # CPU companions (the machine may be shared, so wall time is noisy): this process's CPU
+    # (on SQLite, all of the work) and, on PostgreSQL, the server backends' CPU, per row.
+    cpu_s = client_cpu + (server_cpu or 0.0)
+    rows.append(
+        emit(
+            f"retention_run_cpu_{backend}",
+            cpu_s * 1e6 / out.processed_rows,
+            "us/row",
+            client_s=round(client_cpu, 3),
+            server_s=None if server_cpu is None else round(server_cpu, 3),
         )
     )
     rows.append(emit(f"bare_delete_{backend}", bare, "rows/s", rows=n, seconds=round(delete_s, 3)))

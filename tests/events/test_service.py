@@ -227,6 +227,62 @@ def test_tombstones_are_set_based_keys_only_and_continue_sequences(engine: Engin
         }
 
 
+def test_tombstone_payloads_match_emit_member_for_member_with_escaped_composite_keys(
+    engine: Engine,
+) -> None:
+    """Tombstone payloads are assembled from pre-encoded parts: same members, same order
+    as emit()'s, keys JSON-escaped by the database (quotes, backslashes, non-ASCII)."""
+    from govern.retention.models import PolicyVersion
+
+    names = ['quote"d', "back\\slash", "accent-é", "plain"]
+    with transaction(engine) as s:
+        s.add_all(
+            PolicyVersion(policy_name=n, content_hash=f"h:{i}", body={})
+            for i, n in enumerate(names)
+        )
+        s.flush()
+        emit(
+            s,
+            type="govern.row.deleted",
+            aggregate_type="retention_policy_versions",
+            aggregate_id="x",
+        )
+        n = emit_tombstones(
+            s,
+            PolicyVersion,
+            select(PolicyVersion.policy_name, PolicyVersion.content_hash),
+            cause="retention",
+        )
+        s.execute(PolicyVersion.__table__.delete())
+    assert n == 4
+    rows = _rows(engine)
+    reference = json.loads(rows[0].payload)
+    tombstones = rows[1:]
+    assert sorted(r.aggregateid for r in tombstones) == sorted(
+        f"{name}:h:{i}" for i, name in enumerate(names)
+    )
+    for r in tombstones:
+        doc = json.loads(r.payload)
+        assert list(doc) == list(reference)
+        assert doc["partitionkey"] == r.aggregateid
+        assert doc["id"] == str(r.id)
+        assert doc["sequence"] == str(r.sequence)
+        assert doc["time"].endswith("Z")
+        name, _, key_hash = r.aggregateid.partition(":")
+        assert list(doc["data"]) == [
+            "before",
+            "after",
+            "op",
+            "ts_ms",
+            "source",
+            "cause",
+            "tombstone",
+        ]
+        assert doc["data"]["before"] == {"policy_name": name, "content_hash": key_hash}
+        assert list(doc["data"]["before"]) == ["policy_name", "content_hash"]
+        assert parse_cloudevent(r.payload).get_type() == "govern.row.deleted"
+
+
 def test_tombstones_refuse_a_select_that_is_not_the_key(engine: Engine) -> None:
     with transaction(engine) as s, pytest.raises(InvalidEventError, match="primary-key"):
         emit_tombstones(s, Subject, select(Subject.id, Subject.status), cause="erasure")

@@ -561,3 +561,62 @@ def test_crypto_shred_simulation_counts_equal_the_run(
         assert unreadable == planned.rows
     finally:
         eng.dispose()
+
+
+def test_a_row_changed_while_its_batch_runs_refuses_the_batch(engine: Engine) -> None:
+    """PostgreSQL: the copy and the change read the batch under one snapshot; a row another
+    transaction makes no longer due meanwhile is skipped by the change, and the batch, whose
+    counts then differ, is refused whole (not deleted without its quarantined copy)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's write lock keeps other writers out of a batch")
+    from sqlalchemy import text
+
+    from govern.retention import service
+
+    seed(engine, 30, random.Random(9))
+    p = events_policy(batch_size=1000)
+    approved(engine, p)
+    with transaction(engine) as s:
+        run, _ = service.start_run(s, p, actor="t")
+        run_id = run.id
+        victim = s.scalar(
+            select(func.min(AnalyticsEvent.id)).where(AnalyticsEvent.occurred_at < run.cutoff)
+        )
+    before = raw(engine, "analytics_events")
+    blocker = engine.connect()
+    tx = blocker.begin()
+    blocker.execute(
+        text("UPDATE analytics_events SET occurred_at = now() WHERE id = :id"), {"id": victim}
+    )
+    caught: list[BaseException] = []
+
+    def batch() -> None:
+        try:
+            with transaction(engine) as s:
+                service.run_batch(s, s.get_one(Run, run_id), p)
+        except BaseException as exc:
+            caught.append(exc)
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query LIKE 'WITH copied AS%'"
+    )
+    with engine.connect() as watch:
+        for _ in range(600):
+            if watch.execute(waiting).scalar_one():
+                break
+            watch.rollback()
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the batch never waited for the concurrent update")
+    tx.commit()
+    blocker.close()
+    worker.join(60)
+    assert len(caught) == 1, caught
+    assert isinstance(caught[0], UsageError)
+    assert "but changed" in str(caught[0])
+    after = raw(engine, "analytics_events")
+    assert len(after) == len(before)  # nothing deleted: the batch rolled back whole
+    assert _count(engine, select(func.count()).select_from(QuarantineRow)) == 0

@@ -23,7 +23,8 @@ On SQLite the database write lock serialises writers, ``txid`` is 0 and order is
 
 The CloudEvent JSON is built by the database in the same INSERT (``json_object`` on SQLite,
 ``json_build_object`` on PostgreSQL), because only there is the new id known; one
-statement per event, or one statement for any number of tombstones.
+statement per event, or one statement for any number of tombstones, whose payloads are
+concatenated from parts JSON-encoded once per call (only id, sequence and key vary).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     ColumnElement,
     Select,
     Table,
@@ -52,9 +52,9 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    null,
     select,
     table,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.orm import Session
@@ -163,29 +163,42 @@ def _build_insert(
     rows: Select[Any],
     data: Callable[[Any, Callable[..., Any]], ColumnElement[Any]],
     with_subject: bool,
+    payload_of: Callable[[Any], ColumnElement[Any]] | None = None,
 ) -> Any:
     """``INSERT ... SELECT`` one outbox row per row of ``rows`` (which has a column ``aid``).
 
     Values come as bind parameters (``etype``, ``atype``, ``source``, ``subject``,
     ``ctime``, ``now``), so that one statement object, built once, serves every call
     (SQLAlchemy then reuses its compiled form). ``data(s, json_object)`` builds the
-    CloudEvent ``data`` from the CTE's columns.
+    CloudEvent ``data`` from the CTE's columns; ``payload_of(s)``, when given, builds the
+    whole payload text instead (tombstones: one concatenation per row).
     """
     o = _table().alias("o")
     t = _table()
     src = rows.subquery("src")
     same = (o.c.aggregatetype == _param("atype"), o.c.aggregateid == src.c.aid)
-    seq = select(func.coalesce(func.max(o.c.sequence), 0) + 1).where(*same).scalar_subquery()
+    source_rows: Any = src
     if pg:
         new_id: ColumnElement[Any] = func.nextval(PG_ID_SEQUENCE)
         json_object: Callable[..., Any] = func.json_build_object
-        # Never below the aggregate's previous event, so (txid, id) order is sequence order.
-        last = select(o.c.txid).where(*same).order_by(o.c.sequence.desc()).limit(1)
+        # The aggregate's previous event, read once by one index probe (LATERAL): its
+        # sequence + 1 is the new one, and its txid is the floor of the new txid, so
+        # (txid, id) order is sequence order.
+        prev = (
+            select(o.c.sequence, o.c.txid)
+            .where(*same)
+            .order_by(o.c.sequence.desc())
+            .limit(1)
+            .lateral("prev")
+        )
+        source_rows = src.outerjoin(prev, true())
+        seq: ColumnElement[Any] = func.coalesce(prev.c.sequence, 0) + 1
         txid: ColumnElement[Any] = func.greatest(
             cast(cast(func.pg_current_xact_id(), Text), BigInteger),
-            func.coalesce(last.scalar_subquery(), 0),
+            func.coalesce(prev.c.txid, 0),
         )
     else:
+        seq = select(func.coalesce(func.max(o.c.sequence), 0) + 1).where(*same).scalar_subquery()
         # AUTOINCREMENT's high-water mark, so pruned ids are never reused.
         base = (
             select(func.coalesce(func.max(_SQLITE_SEQUENCE.c.seq), 0))
@@ -198,38 +211,42 @@ def _build_insert(
         txid = literal(0, BigInteger)
     s = (
         select(new_id.label("id"), seq.label("seq"), txid.label("tx"), *src.c)
+        .select_from(source_rows)
         .cte("s")
         .prefix_with("MATERIALIZED")
     )
-    fields: list[Any] = [
-        "specversion",
-        _txt("1.0"),
-        "id",
-        cast(s.c.id, Text),
-        "source",
-        _param("source"),
-        "type",
-        _param("etype"),
-    ]
-    if with_subject:
-        fields += ["subject", _param("subject")]
-    fields += [
-        "time",
-        _param("ctime"),
-        "datacontenttype",
-        _txt("application/json"),
-        "partitionkey",
-        s.c.aid,
-        "aggregatetype",
-        _param("atype"),
-        "sequence",
-        cast(s.c.seq, Text),
-        "data",
-        data(s, json_object),
-    ]
-    payload = json_object(*[_txt(f) if isinstance(f, str) else f for f in fields])
-    if pg:
-        payload = cast(payload, Text)
+    if payload_of is not None:
+        payload = payload_of(s)
+    else:
+        fields: list[Any] = [
+            "specversion",
+            _txt("1.0"),
+            "id",
+            cast(s.c.id, Text),
+            "source",
+            _param("source"),
+            "type",
+            _param("etype"),
+        ]
+        if with_subject:
+            fields += ["subject", _param("subject")]
+        fields += [
+            "time",
+            _param("ctime"),
+            "datacontenttype",
+            _txt("application/json"),
+            "partitionkey",
+            s.c.aid,
+            "aggregatetype",
+            _param("atype"),
+            "sequence",
+            cast(s.c.seq, Text),
+            "data",
+            data(s, json_object),
+        ]
+        payload = json_object(*[_txt(f) if isinstance(f, str) else f for f in fields])
+        if pg:
+            payload = cast(payload, Text)
     return insert(t).from_select(
         ["id", "aggregatetype", "aggregateid", "type", "sequence", "txid", "created_at", "payload"],
         select(
@@ -400,7 +417,7 @@ def emit_tombstones(
     (composite keys joined with ``:``); ``data`` is a Debezium-style envelope with
     ``op = "d"``, ``before`` holding only the keys, ``after = null`` and ``cause``.
 
-    The statement is built once per (table, ``key_select``, cause, type) and reused: a
+    The statement is built once per (table, ``key_select``) and reused: a
     caller deleting often passes the same ``key_select`` object, written with
     ``bindparam()`` placeholders, and their values in ``params``.
 
@@ -425,28 +442,58 @@ def emit_tombstones(
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     hooked = HOOKS_KEY in session.info
-    stmt = _tombstone_statement(pg, tbl, key_select, cause, hooked)
+    stmt = _tombstone_statement(pg, tbl, key_select, hooked)
     now = utcnow()
     values = _params(type, aggregate_type, None, SOURCE, now)
-    values["ts_ms"] = int(now.timestamp() * 1000)
+    values.update(_tombstone_segments(tbl, type, aggregate_type, cause, now))
     values.update(params or {})
     if hooked:
         return len(_track(session, list(conn.execute(stmt, values).scalars())))
     if pg:
-        return len(conn.execute(stmt, values).all())
+        # Counted by the server: fetching one id per row into Python cost more than the
+        # rest of the client's work for the batch.
+        return int(conn.execute(stmt, values).scalar_one())
     # its rowcount is -1 for a statement starting with WITH on SQLite; changes() has the count
     conn.execute(stmt, values)
     return int(conn.exec_driver_sql("SELECT changes()").scalar_one())
 
 
+def _tombstone_segments(
+    tbl: Table, type: str, aggregate_type: str, cause: str, now: dt.datetime
+) -> dict[str, str]:
+    """The constant parts of a tombstone's payload text, JSON-encoded once per call.
+
+    The payload is the same CloudEvent :func:`emit` writes (same members, same order),
+    built as one text concatenation per row: only the id, the key (JSON-quoted by the
+    database) and the sequence vary by row. (``json_object`` / ``json_build_object`` per
+    row, four of them nested, cost more than the rest of the INSERT on PostgreSQL.)
+    """
+    pk = list(tbl.primary_key.columns)
+    domain = str(tbl.info.get("domain", "host"))
+    enc = _HEAD_ENCODER.encode
+    head = '{"specversion":"1.0","id":"'
+    mid_source = (
+        f'","source":{enc(SOURCE)},"type":{enc(type)},"time":{enc(cloudevent_time(now))},'
+        '"datacontenttype":"application/json","partitionkey":'
+    )
+    mid_atype = f',"aggregatetype":{enc(aggregate_type)},"sequence":"'
+    before_names = [f"{{{enc(pk[0].name)}:"] + [f",{enc(c.name)}:" for c in pk[1:]]
+    tail = (
+        f'}},"after":null,"op":"d","ts_ms":{int(now.timestamp() * 1000)},'
+        f'"source":{{"name":"govern","table":{enc(tbl.name)},"domain":{enc(domain)}}},'
+        f'"cause":{enc(cause)},"tombstone":true}}}}'
+    )
+    segments = [head, mid_source, mid_atype, '","data":{"before":', *before_names, tail]
+    return {f"seg{i}": v for i, v in enumerate(segments)}
+
+
 @functools.lru_cache(maxsize=256)
-def _tombstone_statement(
-    pg: bool, tbl: Table, key_select: Select[Any], cause: str, hooked: bool
-) -> Any:
+def _tombstone_statement(pg: bool, tbl: Table, key_select: Select[Any], hooked: bool) -> Any:
     """The ``INSERT ... SELECT`` of :func:`emit_tombstones`; built once, then reused.
 
     Keyed by the ``key_select`` object itself (by identity), so a caller that builds a new
     select on every call gets a new statement each time, as before; the cache is bounded.
+    Everything that varies by call (type, cause, time) is a bind parameter.
     """
     pk = list(tbl.primary_key.columns)
     keys = key_select.subquery("keys")
@@ -461,44 +508,39 @@ def _tombstone_statement(
         aid = aid.concat(":").concat(extra)
     labelled = [t.label(f"k{i}") for i, t in enumerate(texts)]
     rows = select(aid.label("aid"), *labelled).distinct()
-    domain = str(tbl.info.get("domain", "host"))
+    quote = (lambda c: cast(func.to_json(c), Text)) if pg else func.json_quote
 
-    def build(s: Any, json_object: Callable[..., Any]) -> ColumnElement[Any]:
-        before: list[Any] = []
-        for i, col in enumerate(pk):
-            before += [_txt(col.name), s.c[f"k{i}"]]
-        return json_object(  # type: ignore[no-any-return]
-            _txt("before"),
-            json_object(*before),
-            _txt("after"),
-            null(),
-            _txt("op"),
-            _txt("d"),
-            _txt("ts_ms"),
-            cast(bindparam("ts_ms", type_=BigInteger), BigInteger),
-            _txt("source"),
-            json_object(
-                _txt("name"),
-                _txt("govern"),
-                _txt("table"),
-                _txt(tbl.name),
-                _txt("domain"),
-                _txt(domain),
-            ),
-            _txt("cause"),
-            _txt(cause),
-            _txt("tombstone"),
-            cast(literal(True), Boolean) if pg else func.json("true"),
-        )
+    def payload_of(s: Any) -> ColumnElement[Any]:
+        seg = [_param(f"seg{i}") for i in range(5 + len(pk))]
+        parts: list[ColumnElement[Any]] = [
+            seg[0],
+            cast(s.c.id, Text),
+            seg[1],
+            quote(s.c.aid),
+            seg[2],
+            cast(s.c.seq, Text),
+            seg[3],
+        ]
+        for i in range(len(pk)):
+            parts += [seg[4 + i], quote(s.c[f"k{i}"])]
+        parts.append(seg[4 + len(pk)])
+        out = parts[0]
+        for part in parts[1:]:
+            out = out.op("||", return_type=Text)(part)
+        return out
 
     # No ON CONFLICT here: rows are being deleted, so another transaction writing an event
     # for the same row at the same time is a real conflict; the unique index makes it
     # fail loudly (IntegrityError) instead of numbering the aggregate twice.
-    stmt = _build_insert(pg, rows, build, with_subject=False)
+    stmt = _build_insert(pg, rows, _emit_data(pg), with_subject=False, payload_of=payload_of)
     if hooked:
         return stmt.returning(_table().c.payload)
+    if pg:
+        # (psycopg reports -1 as the rowcount of an INSERT ... SELECT compiled with a WITH)
+        written = stmt.returning(_table().c.id).cte("written")
+        return select(func.count()).select_from(written)
     # No RETURNING on SQLite: fetching one id per row costs more than writing the row.
-    return stmt.returning(_table().c.id) if pg else stmt
+    return stmt
 
 
 # ----------------------------------------------------------------------------- many at once

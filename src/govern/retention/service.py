@@ -730,17 +730,23 @@ def _insert_count(session: Session, ins: Any) -> int:
 
 
 def _move_pg(session: Session, run: Run, seq: int, bound: Bound, rng: Any) -> int:
-    """One statement: copy to quarantine and delete/anonymise exactly the rows copied."""
+    """One statement: copy to quarantine and delete/anonymise exactly the rows copied.
+
+    Both parts select the batch by the same condition in the same statement, hence under
+    the same snapshot: the change reads each row through the primary-key range rather than
+    looking up every copied key (a hash of the keys, spilled to disk past ``work_mem``,
+    then one index probe per key). A row changed concurrently so that it no longer matches
+    is skipped by the change, and the counts then differ: the batch is refused.
+    """
     t = bound.table
     key = bound.key
     ins = _quarantine_from(session, run, seq, t, rng)
     q = _quarantine()
     copied = ins.returning(q.c.row_key).cte("copied")
-    keys = select(cast(copied.c.row_key, key.type))
     if bound.policy.action == "anonymise":
-        change: Any = update(t).where(key.in_(keys)).values(dict.fromkeys(bound.nulled))
+        change: Any = update(t).where(rng).values(dict.fromkeys(bound.nulled))
     else:
-        change = delete(t).where(key.in_(keys))
+        change = delete(t).where(rng)
     changed = change.returning(key).cte("changed")
     stmt = select(
         select(func.count()).select_from(copied).scalar_subquery(),
