@@ -6,7 +6,8 @@ Every ratio is measured side by side in one process on the same data (SQLite fil
   a plain ``String`` (targets: >= 0.45x insert, >= 0.5x select);
 - the same against sqlalchemy-utils ``StringEncryptedType`` with ``AesGcmEngine``
   (``pip install govern[bench]``; targets: >= 1.5x insert, >= 4x select);
-- blind-index equality lookup vs a plain indexed equality lookup (target >= 0.8x);
+- blind-index equality lookup vs a plain indexed equality lookup that reuses a prebuilt
+  statement with a ``bindparam``, as ``lookup()`` does (target >= 0.8x);
 - ``keys reencrypt`` of one million values (target >= 50,000 values/s).
 
 The ORM figures are dominated by the ORM's own per-row cost (building objects, identity map,
@@ -19,7 +20,13 @@ sqlalchemy-utils on the same 100,000 values:
 - ``column_result_per_value``: ``type.result_processor(dialect, None)`` over every stored
   value as the driver returns it (decrypt);
 - ``core_select_column``: a Core ``select(Model.value)`` of the whole column (driver fetch and
-  result processing, no ORM objects).
+  result processing, no ORM objects);
+- ``orm_select_column``: ``session.scalars(select(Model.value))``, the ORM without entities;
+- ``orm_select_cost_per_row``: the arithmetic of the 4x target for full entities (CPU µs per
+  row of the plain load, the peer and govern, with the garbage collector's share).
+
+The sides of each figure run in turns, each after a full collection; ``value`` is the wall-time
+ratio and ``cpu_x`` the CPU-time one (steadier on a shared machine).
 
 ``GOVERN_BENCH_CRYPTO_ROWS`` / ``GOVERN_BENCH_CRYPTO_REENCRYPT`` shrink the sizes for a smoke run.
 """
