@@ -156,6 +156,9 @@ def test_rotate_reencrypt_retire(engine: Engine, settings: Settings) -> None:
             s.get(Subject, sid).email
             for sid in sids  # type: ignore[union-attr]
         }
+        # The blind-index root is not rotated: twins written before the rotation still match.
+        assert [sids[3]] == [x.id for x in lookup(s, Subject.email, "u3@example.com")]
+        assert [k.purpose for k in list_keys(s) if k.purpose != "data"] == ["blind"]
     assert scan_encryption(engine, keyring).ok
 
 
@@ -184,6 +187,8 @@ def test_kek_change_rewraps_keys_only(engine: Engine, settings: Settings) -> Non
     try:
         with transaction(fresh) as s:
             assert s.get(Subject, sid).email == "a@example.com"  # type: ignore[union-attr]
+            # the blind-index root was rewrapped with the data keys
+            assert [sid] == [x.id for x in lookup(s, Subject.email, "a@example.com")]
             assert s.scalars(select(AnalyticsEvent)).one().properties == {"k": "v"}
     finally:
         fresh.dispose()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Integer, MetaData, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
@@ -29,6 +29,7 @@ from govern.errors import (
 from govern.keys.models import TokenVaultEntry
 from govern.testing import memory_keyring
 from govern.types import (
+    BlindDigest,
     BlindIndex,
     EncryptedBytes,
     EncryptedDate,
@@ -232,3 +233,46 @@ def test_fast_processors_agree_with_the_slow_paths_and_follow_a_new_primary() ->
     digest = blind.bind_processor(dialect)
     assert bytes(digest("Ann Smith")) == blind.process_bind_param("ANN SMITH", dialect)
     assert digest(None) is None
+
+
+def test_a_prebuilt_blind_index_statement_hashes_each_value_as_it_is_bound(engine: Engine) -> None:
+    with Session(engine) as s, s.begin():
+        s.add_all([Person(id=1, name="Ann Smith"), Person(id=2, name="Bob")])
+    stmt = select(Person.id).where(Person.name_index == bindparam("v"))
+    with Session(engine) as s:
+        assert s.scalars(stmt, {"v": "ANN SMITH"}).all() == [1]
+        assert s.scalars(stmt, {"v": "bob"}).all() == [2]
+        assert s.scalars(stmt, {"v": "ann smith"}).all() == [1]
+
+
+def test_a_loaded_digest_written_back_is_stored_as_is(engine: Engine) -> None:
+    with Session(engine) as s, s.begin():
+        s.add_all([Person(id=1, name="Ann"), Person(id=2, name="Bob")])
+    with Session(engine) as s, s.begin():
+        ann = s.get(Person, 1)
+        assert ann is not None
+        assert isinstance(ann.name_index, BlindDigest)
+        s.execute(update(Person).where(Person.id == 2).values(name_index=ann.name_index))
+    stmt = select(Person.id).where(Person.name_index == bindparam("v")).order_by(Person.id)
+    with Session(engine) as s:
+        assert s.scalars(stmt, {"v": "ann"}).all() == [1, 2]
+
+
+class _Shouting(EncryptedString):
+    """A subclass with its own codec: the fast paths must call it, not inline UTF-8."""
+
+    cache_ok = True
+
+    def encode(self, value: str) -> bytes:
+        return value.upper().encode()
+
+    def decode(self, raw: bytes) -> str:
+        return "decoded:" + raw.decode()
+
+
+def test_fast_processors_use_a_subclass_codec() -> None:
+    table = Table("shouts", MetaData(), Column("id", Integer), Column("v", _Shouting()))
+    typ = table.c.v.type
+    sealed = typ.bind_processor(DIALECT)("Ann")
+    assert typ.result_processor(DIALECT, None)(sealed) == "decoded:ANN"
+    assert typ.process_result_value(sealed, DIALECT) == "decoded:ANN"

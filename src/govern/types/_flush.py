@@ -36,6 +36,7 @@ class _Spec:
 
 
 _SPECS: dict[Mapper[Any], _Spec] = {}
+_BY_CLASS: dict[type[Any], _Spec] = {}  # the same specs by instance class: no inspect() per object
 
 
 def _spec(mapper: Mapper[Any]) -> _Spec:
@@ -60,10 +61,12 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
     pending: list[tuple[Any, str, Any, Any]] = []  # obj, attr, subject id, value
     keyring: Keyring | None = None
     for obj in [*session.new, *session.dirty]:
-        state = inspect(obj)
-        spec = _spec(state.mapper)
+        spec = _BY_CLASS.get(type(obj))
+        if spec is None:
+            spec = _BY_CLASS[type(obj)] = _spec(inspect(obj).mapper)
         if spec.empty:
             continue
+        state = inspect(obj)
         is_new = state.key is None
 
         def changed(key: str, state: Any = state, is_new: bool = is_new) -> bool:

@@ -138,3 +138,19 @@ event.listen(Column, "after_parent_attach", _attach_context)
 def as_bytes(value: Any) -> bytes:
     """Drivers hand back bytes, memoryview or bytearray for binary columns."""
     return value if isinstance(value, bytes) else bytes(value)
+
+
+# Drivers that bind ``bytes`` as a binary value themselves (sqlite3: BLOB, psycopg 3: bytea).
+_NATIVE_BYTES_DRIVERS = frozenset({"pysqlite", "psycopg"})
+
+
+def binary_binder(typ: TypeDecorator[Any], dialect: Dialect) -> Any:
+    """The impl's ``LargeBinary`` bind processor, or None where the driver takes bytes as is.
+
+    ``LargeBinary`` wraps every value in ``dbapi.Binary`` (a ``memoryview`` on sqlite3, a
+    wrapper object on psycopg), one extra allocation per value that these drivers do not
+    need: they store the same bytes either way.
+    """
+    if dialect.driver in _NATIVE_BYTES_DRIVERS:
+        return None
+    return typ.impl_instance.bind_processor(dialect)

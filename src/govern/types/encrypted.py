@@ -23,7 +23,7 @@ from sqlalchemy.engine import Dialect
 
 from govern.crypto.aead import HEADER_LEN, NONCE_LEN, OVERHEAD
 from govern.crypto.keyring import holder
-from govern.types._protected import Protected, SealedComparator, T, as_bytes
+from govern.types._protected import Protected, SealedComparator, T, as_bytes, binary_binder
 
 BODY = HEADER_LEN + NONCE_LEN
 
@@ -54,12 +54,14 @@ class _Encrypted(Protected[T]):
 
         Same envelopes as ``process_bind_param`` (a fresh random nonce per value, the header
         and ``table.column`` as associated data); a missing keyring or primary key takes the
-        slow path, which raises the typed error.
+        slow path, which raises the typed error. UTF-8 text is encoded inline (no method call
+        per value) unless a subclass overrides ``encode``.
         """
         slot = holder(dialect)
         encode = self.encode
+        text = _is_text_codec(type(self))
         slow = self.process_bind_param
-        impl = self.impl_instance.bind_processor(dialect)
+        impl = binary_binder(self, dialect)
         state: list[Any] = [None]  # (primary cipher, its sealer for this column), swapped whole
 
         def process(value: T | None) -> Any:
@@ -73,7 +75,10 @@ class _Encrypted(Protected[T]):
                 current = state[0]
                 if current is None or current[0] is not cipher:
                     current = state[0] = (cipher, cipher.sealer(self.context_bytes()))
-                sealed = current[1](encode(value))
+                if text and type(value) is str:
+                    sealed = current[1](value.encode("utf-8", "surrogatepass"))  # type: ignore[attr-defined]
+                else:
+                    sealed = current[1](encode(value))
             return sealed if impl is None else impl(sealed)
 
         return process
@@ -82,25 +87,31 @@ class _Encrypted(Protected[T]):
         """A tight per-row path: header -> cached AESGCM -> decrypt; errors take the slow path.
 
         Reading is the hot path of every ORM query, so this avoids the per-value method calls
-        of ``process_result_value`` while giving the same results and the same typed errors.
+        of ``process_result_value`` (UTF-8 text is decoded inline, bytes returned as they
+        are) while giving the same results and the same typed errors.
         """
         slot = holder(dialect)
         ctx = self.context_bytes()
         decode = self.decode
+        text = _is_text_codec(type(self))
+        raw = _is_raw_codec(type(self))
         slow = self.process_result_value
 
         def process(value: Any) -> T | None:
             if value is None:
                 return None
             keyring = slot.keyring
-            if keyring is not None and type(value) is bytes:
+            if keyring is not None and type(value) is bytes and len(value) >= OVERHEAD:
                 head = value[:HEADER_LEN]
                 decrypt = keyring.by_header.get(head)
-                if decrypt is not None and len(value) >= OVERHEAD:
+                if decrypt is not None:
                     try:
-                        return decode(decrypt(value[HEADER_LEN:BODY], value[BODY:], head + ctx))
+                        plain = decrypt(value[HEADER_LEN:BODY], value[BODY:], head + ctx)
                     except InvalidTag:
-                        pass
+                        return slow(value, dialect)  # raises the typed, named error
+                    if text:
+                        return plain.decode("utf-8", "surrogatepass")  # type: ignore[no-any-return]
+                    return plain if raw else decode(plain)
             return slow(value, dialect)
 
         return process
@@ -201,3 +212,13 @@ class EncryptedDecimal(_Encrypted[Decimal]):
 
     def decode(self, raw: bytes) -> Decimal:
         return Decimal(raw.decode())
+
+
+def _is_text_codec(cls: type[Any]) -> bool:
+    """Whether ``cls`` stores UTF-8 text as ``EncryptedString`` does (inlined on hot paths)."""
+    return cls.encode is EncryptedString.encode and cls.decode is EncryptedString.decode
+
+
+def _is_raw_codec(cls: type[Any]) -> bool:
+    """Whether ``cls`` stores bytes as they are, as ``EncryptedBytes`` does."""
+    return cls.decode is EncryptedBytes.decode
