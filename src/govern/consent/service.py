@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import itertools
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -623,11 +625,52 @@ def append_bulk(session: Session, items: Sequence[ConsentIn]) -> int:
     return len(items)
 
 
+class _GcPause:
+    """Pauses Python's cyclic garbage collector while batches are built, thread-safely.
+
+    A batch allocates a few objects per record and holds them until it is written, so the
+    collector would promote them and run full collections over the host's whole heap
+    (measured: about a quarter of an append's CPU time). Nothing in a batch forms
+    reference cycles; reference counting frees it all. The first batch to enter pauses the
+    collector if it was enabled; the last to leave enables it again. Not re-entrant by
+    design across hosts that toggle ``gc`` themselves while an append runs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._paused = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0 and gc.isenabled():
+                gc.disable()
+                self._paused = True
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._paused:
+                self._paused = False
+                gc.enable()
+
+
+_GC_PAUSE = _GcPause()
+
+
 def _append(
     session: Session, items: Sequence[ConsentIn], *, want_records: bool
 ) -> list[ConsentRecordOut]:
     if not items:
         return []
+    with _GC_PAUSE:
+        return _append_batch(session, items, want_records=want_records)
+
+
+def _append_batch(
+    session: Session, items: Sequence[ConsentIn], *, want_records: bool
+) -> list[ConsentRecordOut]:
     now = utcnow()
     prepared = _prepare(session, items, now)
     subjects = sorted({p.item.subject for p in prepared})
