@@ -23,7 +23,9 @@ On SQLite the database write lock serialises writers, ``txid`` is 0 and order is
 
 The CloudEvent JSON is built by the database in the same INSERT (``json_object`` on SQLite,
 ``json_build_object`` on PostgreSQL), because only there is the new id known; one
-statement per event, or one statement for any number of tombstones.
+statement per event, or one statement for any number of tombstones. ``emit_many`` on SQLite
+is the exception: under the database write lock the ids are known in advance, so it builds
+the payloads itself (see :func:`_emit_many_sqlite`).
 """
 
 from __future__ import annotations
@@ -481,7 +483,7 @@ def emit_tombstones(
 
 _EMIT_KEYS = frozenset({"type", "aggregate_type", "aggregate_id", "data", "subject", "source"})
 
-# One INSERT ... SELECT for a whole batch: the events arrive as one JSON array of
+# PostgreSQL: one INSERT ... SELECT for a whole batch: the events arrive as one JSON array of
 # [type, aggregate type, aggregate id, subject, source, data], in order.
 # Per-aggregate sequences continue from the outbox's last one for that aggregate and count
 # up in input order (row_number over the batch), so they stay gap-free; ids follow input
@@ -495,28 +497,6 @@ _MANY_SEQ = (
     "coalesce((SELECT max(o.sequence) FROM {t} o WHERE o.aggregatetype = src.atype "
     "AND o.aggregateid = src.aid), 0) "
     "+ row_number() OVER (PARTITION BY src.atype, src.aid ORDER BY src.ord)"
-)
-_MANY_SQLITE = "".join(
-    (
-        "WITH src AS (SELECT CAST(e.key AS INTEGER) AS ord, ",
-        "json_extract(e.value, '$[0]') AS etype, json_extract(e.value, '$[1]') AS atype, ",
-        "json_extract(e.value, '$[2]') AS aid, json_extract(e.value, '$[3]') AS subject, ",
-        "json_extract(e.value, '$[4]') AS source, json_extract(e.value, '$[5]') AS data ",
-        "FROM json_each(:rows) AS e), ",
-        "base AS (SELECT max(coalesce((SELECT max(seq) FROM sqlite_sequence ",
-        "WHERE name = '{t}'), 0), ",
-        "coalesce((SELECT max(id) FROM {t}), 0)) AS top), ",
-        "s AS MATERIALIZED (SELECT src.*, (SELECT top FROM base) ",
-        "+ row_number() OVER (ORDER BY src.ord) AS id, ",
-        _MANY_SEQ,
-        " AS seq FROM src) ",
-        "INSERT INTO {t} (id, aggregatetype, aggregateid, type, sequence, created_at, payload) ",
-        "SELECT id, atype, aid, etype, seq, :now, CASE WHEN subject IS NULL THEN ",
-        _MANY_PAYLOAD.format(obj="json_object", subject="", data="json(data)"),
-        " ELSE ",
-        _MANY_PAYLOAD.format(obj="json_object", subject="'subject', subject, ", data="json(data)"),
-        " END FROM s WHERE true ORDER BY id RETURNING {ret}",
-    )
 )
 _MANY_PG = "".join(
     (
@@ -543,16 +523,16 @@ _MANY_PG = "".join(
         "ON CONFLICT (aggregatetype, aggregateid, sequence) DO NOTHING RETURNING {ret}",
     )
 )
-_MANY_STATEMENTS: dict[tuple[bool, str], Any] = {}
+_MANY_STATEMENTS: dict[str, Any] = {}
 
 
-def _many_statement(pg: bool, ret: str) -> Any:
-    key = (pg, ret)
+def _many_statement(ret: str) -> Any:
+    key = ret
     stmt = _MANY_STATEMENTS.get(key)
     if stmt is None:
         from sqlalchemy import text
 
-        sql = (_MANY_PG if pg else _MANY_SQLITE).format(t=OUTBOX_TABLE, seq=PG_ID_SEQUENCE, ret=ret)
+        sql = _MANY_PG.format(t=OUTBOX_TABLE, seq=PG_ID_SEQUENCE, ret=ret)
         stmt = text(sql).bindparams(
             bindparam("rows", type_=Text),
             bindparam("ctime", type_=Text),
@@ -665,7 +645,7 @@ def _emit_rows(session: Session, rows: list[EventRow]) -> int:
     parts = [f"{_HEAD_ENCODER.encode(r[:5])[:-1]},{r[5]}]" for r in rows]
     params = {"rows": f"[{','.join(parts)}]", "ctime": cloudevent_time(now)}
     params["now"] = now  # type: ignore[assignment]
-    stmt = _many_statement(pg, "payload" if hooked else "id")
+    stmt = _many_statement("payload" if hooked else "id")
     written = _emit_many_pg(session, stmt, params, len(rows))
     if hooked:
         _track(session, sorted(written, key=lambda p: Event.from_payload(p).id))
