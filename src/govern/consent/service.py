@@ -632,8 +632,9 @@ class _GcPause:
     collector would promote them and run full collections over the host's whole heap
     (measured: about a quarter of an append's CPU time). Nothing in a batch forms
     reference cycles; reference counting frees it all. The first batch to enter pauses the
-    collector if it was enabled; the last to leave enables it again. Not re-entrant by
-    design across hosts that toggle ``gc`` themselves while an append runs.
+    collector if it was enabled; the last to leave enables it again (a host that runs with
+    it disabled keeps it disabled). A host thread that itself calls ``gc.disable()`` while
+    another thread's append runs will find the collector enabled again when that append ends.
     """
 
     def __init__(self) -> None:
