@@ -4,7 +4,8 @@
 - ``check_many`` over 100,000 subjects (one query);
 - appending with the hash chain, projection and outbox events, in batches of 1,000, beside
   a plain ``INSERT`` of the same rows into the same table, through ``append_many`` (a result
-  per record) and ``append_bulk`` (a count);
+  per record) and ``append_bulk`` (a count), each with its CPU-time companion
+  (``cpu_records_per_s``, ``time.process_time``: wall time is noisy on a shared machine);
 - ``verify`` of one million records (bulk-loaded with valid chains, heads and projection).
 
 ``BENCH_CONSENT_SCALE`` (default 1.0) shrinks every size for a quick look.
@@ -18,7 +19,7 @@ import random
 import uuid
 from typing import Any, cast
 
-from bench.common import emit, sqlite_url, timed
+from bench.common import emit, sqlite_url, timed, timed_cpu
 
 SCALE = float(os.environ.get("BENCH_CONSENT_SCALE", "1"))
 SUBJECTS = int(100_000 * SCALE)
@@ -83,7 +84,7 @@ def _append_figures(url: str, peer_url: str, bulk_url: str) -> list[dict[str, An
             with write_transaction(engine) as s:
                 appended.extend(consent.append_many(s, items[i : i + BATCH]))
 
-    t_ledger = timed(ledger)
+    t_ledger, c_ledger = timed_cpu(ledger)
     # The peer inserts the very rows the ledger wrote (built outside the timed part).
     rows: list[dict[str, Any]] = [
         {
@@ -116,7 +117,7 @@ def _append_figures(url: str, peer_url: str, bulk_url: str) -> list[dict[str, An
             with transaction(peer) as s:
                 s.execute(table.insert(), rows[i : i + BATCH])
 
-    t_plain = timed(plain)
+    t_plain, c_plain = timed_cpu(plain)
     peer.dispose()
     # The same appends through append_bulk (a count instead of a result object per record).
     bulk = _setup(bulk_url)
@@ -126,7 +127,7 @@ def _append_figures(url: str, peer_url: str, bulk_url: str) -> list[dict[str, An
             with write_transaction(bulk) as s:
                 consent.append_bulk(s, items[i : i + BATCH])
 
-    t_bulk = timed(ledger_bulk)
+    t_bulk, c_bulk = timed_cpu(ledger_bulk)
     bulk.dispose()
     out = [
         emit(
@@ -137,6 +138,8 @@ def _append_figures(url: str, peer_url: str, bulk_url: str) -> list[dict[str, An
             target_min=20_000,
             plain_insert_records_per_s=round(len(rows) / t_plain, 1),
             ratio_to_plain_insert=round(t_plain / t_ledger, 3),
+            cpu_records_per_s=round(len(items) / c_ledger, 1),
+            cpu_plain_insert_records_per_s=round(len(rows) / c_plain, 1),
         ),
         emit(
             "consent_append_bulk_chain_projection_outbox_sqlite",
@@ -145,6 +148,7 @@ def _append_figures(url: str, peer_url: str, bulk_url: str) -> list[dict[str, An
             batch=BATCH,
             target_min=20_000,
             ratio_to_plain_insert=round(t_plain / t_bulk, 3),
+            cpu_records_per_s=round(len(items) / c_bulk, 1),
         ),
     ]
     out += _check_figures(engine)

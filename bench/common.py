@@ -34,6 +34,17 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> float:
     return best
 
 
+def timed_cpu(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall and CPU time (``time.process_time``) of one run, in seconds.
+
+    The CPU time is the companion figure where the machine is shared and wall time noisy;
+    it leaves out time spent waiting (disk, other processes), so it never replaces wall time.
+    """
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
 @contextlib.contextmanager
 def peak_memory() -> Iterator[dict[str, float]]:
     """Peak Python heap allocation inside the block, in MB (tracemalloc)."""

@@ -386,3 +386,79 @@ def test_append_bulk_writes_what_append_many_writes(engine: Engine) -> None:
     assert same[:3] == same[3:]
     assert {d["record_id"] for d in data[3:]} == {str(r.record_id) for r in bulk}
     assert {d["hash"] for d in data[3:]} == {r.hash for r in bulk}
+
+
+def test_event_data_is_what_the_events_encoder_writes_for_the_record(engine: Engine) -> None:
+    """The append loop writes each event's data JSON itself; it must equal emit's encoding."""
+    from govern.events import OutboxEvent
+    from govern.events.service import _data_json
+
+    with write_transaction(engine) as s:
+        out = consent.append_many(
+            s,
+            [
+                consent.ConsentIn(subject="é-1", purpose="marketing.email", event="given",
+                                  locale="fr-CA", jurisdiction="FR", occurred_at=NOW),
+                consent.ConsentIn(subject="é-1", purpose="ads.sale", event="refused",
+                                  method="gpc", user_agent="Mozilla/5.0 ü"),
+            ],
+        )  # fmt: skip
+    with transaction(engine) as s:
+        rows = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+    assert len(rows) == 2
+    for r, rec in zip(rows, out, strict=True):
+        import json
+
+        written = json.loads(r.payload)["data"]
+        expected = {
+            "record_id": str(rec.record_id),
+            "seq": rec.seq,
+            "purpose": rec.purpose,
+            "event": rec.event.value,
+            "legal_basis": rec.legal_basis.value,
+            "notice": rec.notice,
+            "notice_version": rec.notice_version,
+            "locale": rec.locale,
+            "method": rec.method.value,
+            "jurisdiction": rec.jurisdiction,
+            "occurred_at": rec.occurred_at.isoformat(),
+            "expires_at": None if rec.expires_at is None else rec.expires_at.isoformat(),
+            "hash": rec.hash,
+        }
+        assert written == expected
+        # Byte for byte what emit/emit_many would have written for that mapping.
+        assert json.dumps(json.loads(r.payload)["data"], separators=(",", ":")) == _data_json(
+            expected
+        )
+        assert (r.aggregatetype, r.aggregateid) == ("consent.subject", "é-1")
+    assert "Mozilla" not in rows[1].payload  # the sealed user agent never reaches an event
+
+
+def test_appends_pause_the_collector_and_always_restore_it(engine: Engine) -> None:
+    import gc
+
+    seen: list[bool] = []
+    from govern.consent import service
+
+    real = service._append_batch
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    assert gc.isenabled()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(service, "_append_batch", spy)
+        with transaction(engine) as s:
+            consent.grant(s, "gc-1", "marketing.email")
+        with pytest.raises(UnknownPurposeError), transaction(engine) as s:
+            consent.grant(s, "gc-1", "no.such.purpose")
+        gc.disable()  # a host that runs without the collector keeps it off
+        try:
+            with transaction(engine) as s:
+                consent.grant(s, "gc-2", "marketing.email")
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    assert seen == [False, False, False]
+    assert gc.isenabled()

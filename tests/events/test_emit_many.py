@@ -226,3 +226,92 @@ def test_emit_many_on_postgres_orders_like_emit_and_waits_for_a_concurrent_write
         assert all(r[3] > 0 for r in rows)
     finally:
         engine.dispose()
+
+
+def test_ids_never_reuse_those_of_pruned_events(engine: Engine) -> None:
+    one = {"type": "govern.a.b", "aggregate_type": "x", "aggregate_id": "k"}
+    with transaction(engine) as s:
+        emit_many(s, [one, one, one])
+    top = max(r.id for r in _rows(engine))
+    with transaction(engine) as s:
+        s.execute(OutboxEvent.__table__.delete())
+    with transaction(engine) as s:
+        emit_many(s, [one, {**one, "aggregate_id": "j"}])
+    rows = _rows(engine)
+    assert [r.id for r in rows] == [top + 1, top + 2]
+    assert [json.loads(r.payload)["id"] for r in rows] == [str(top + 1), str(top + 2)]
+    # The sequence continues from the outbox's last event of the aggregate still there.
+    assert [r.sequence for r in rows] == [1, 1]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_concurrent_batches_in_plain_transactions_stay_gap_free(
+    migrated_url: str, engine: Engine
+) -> None:
+    """SQLite writers that did not ask for the write lock up front (plain ``transaction``):
+    the batch takes it before reading the ids and sequences it continues from."""
+    import threading
+
+    from govern.db import create_engine
+
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        eng = create_engine(migrated_url)
+        try:
+            for i in range(15):
+                with transaction(eng) as s:
+                    emit_many(
+                        s,
+                        [{"type": "govern.t.step", "aggregate_type": "t",
+                          "aggregate_id": f"agg{(n + j) % 3}", "data": {"n": n, "i": i}}
+                         for j in range(4)],
+                    )  # fmt: skip
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            eng.dispose()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = _rows(engine)
+    assert len(rows) == 4 * 15 * 4
+    per: dict[str, list[int]] = {}
+    for r in rows:
+        per.setdefault(r.aggregateid, []).append(r.sequence)
+        ce = json.loads(r.payload)
+        assert (ce["id"], ce["sequence"]) == (str(r.id), str(r.sequence))
+    for seqs in per.values():
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("consent.given", "x", "1", None, "/govern", "{}"),
+        ("govern.a.b", "X Y", "1", None, "/govern", "{}"),
+        ("govern.a.b", "x", "", None, "/govern", "{}"),
+        ("govern.a.b", "x", 7, None, "/govern", "{}"),
+        ("govern.a.b", "x", "1", "", "/govern", "{}"),
+        ("govern.a.b", "x", "1", None, "", "{}"),
+        ("govern.a.b", "x", "1", None, "/govern", "[1]"),
+        ("govern.a.b", "x", "1", None, "/govern", None),
+    ],
+)
+def test_emit_rows_refuses_a_malformed_row_and_writes_nothing(
+    engine: Engine, bad: tuple[Any, ...]
+) -> None:
+    from govern.events import emit_rows
+
+    good = ("govern.a.b", "x", "1", None, "/govern", '{"n":1}')
+    with transaction(engine) as s, pytest.raises(InvalidEventError):
+        emit_rows(s, [good, bad])  # type: ignore[list-item]
+    assert _rows(engine) == []
+    with transaction(engine) as s:
+        assert emit_rows(s, [good, good]) == 2
+    assert [json.loads(r.payload)["data"] for r in _rows(engine)] == [{"n": 1}, {"n": 1}]
+    assert [r.sequence for r in _rows(engine)] == [1, 2]

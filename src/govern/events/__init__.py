@@ -19,15 +19,24 @@ from govern.events.changes import track_changes
 from govern.events.hooks import HookRegistry
 from govern.events.models import EventSink, OutboxEvent
 from govern.events.schemas import Event
-from govern.events.service import emit, emit_many, emit_tombstones, validate_event_type
+from govern.events.service import (
+    EventRow,
+    emit,
+    emit_many,
+    emit_rows,
+    emit_tombstones,
+    validate_event_type,
+)
 
 __all__ = [
     "Event",
+    "EventRow",
     "EventSink",
     "HookRegistry",
     "OutboxEvent",
     "emit",
     "emit_many",
+    "emit_rows",
     "emit_tombstones",
     "track_changes",
     "validate_event_type",

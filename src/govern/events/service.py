@@ -25,6 +25,8 @@ The CloudEvent JSON is built by the database in the same INSERT (``json_object``
 ``json_build_object`` on PostgreSQL), because only there is the new id known; one
 statement per event, or one statement for any number of tombstones, whose payloads are
 concatenated from parts JSON-encoded once per call (only id, sequence and key vary).
+``emit_many`` on SQLite is the exception: under the database write lock the ids are known
+in advance, so it builds the payloads itself (see :func:`_emit_many_sqlite`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import functools
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -547,7 +549,7 @@ def _tombstone_statement(pg: bool, tbl: Table, key_select: Select[Any], hooked: 
 
 _EMIT_KEYS = frozenset({"type", "aggregate_type", "aggregate_id", "data", "subject", "source"})
 
-# One INSERT ... SELECT for a whole batch: the events arrive as one JSON array of
+# PostgreSQL: one INSERT ... SELECT for a whole batch: the events arrive as one JSON array of
 # [type, aggregate type, aggregate id, subject, source, data], in order.
 # Per-aggregate sequences continue from the outbox's last one for that aggregate and count
 # up in input order (row_number over the batch), so they stay gap-free; ids follow input
@@ -561,28 +563,6 @@ _MANY_SEQ = (
     "coalesce((SELECT max(o.sequence) FROM {t} o WHERE o.aggregatetype = src.atype "
     "AND o.aggregateid = src.aid), 0) "
     "+ row_number() OVER (PARTITION BY src.atype, src.aid ORDER BY src.ord)"
-)
-_MANY_SQLITE = "".join(
-    (
-        "WITH src AS (SELECT CAST(e.key AS INTEGER) AS ord, ",
-        "json_extract(e.value, '$[0]') AS etype, json_extract(e.value, '$[1]') AS atype, ",
-        "json_extract(e.value, '$[2]') AS aid, json_extract(e.value, '$[3]') AS subject, ",
-        "json_extract(e.value, '$[4]') AS source, json_extract(e.value, '$[5]') AS data ",
-        "FROM json_each(:rows) AS e), ",
-        "base AS (SELECT max(coalesce((SELECT max(seq) FROM sqlite_sequence ",
-        "WHERE name = '{t}'), 0), ",
-        "coalesce((SELECT max(id) FROM {t}), 0)) AS top), ",
-        "s AS MATERIALIZED (SELECT src.*, (SELECT top FROM base) ",
-        "+ row_number() OVER (ORDER BY src.ord) AS id, ",
-        _MANY_SEQ,
-        " AS seq FROM src) ",
-        "INSERT INTO {t} (id, aggregatetype, aggregateid, type, sequence, created_at, payload) ",
-        "SELECT id, atype, aid, etype, seq, :now, CASE WHEN subject IS NULL THEN ",
-        _MANY_PAYLOAD.format(obj="json_object", subject="", data="json(data)"),
-        " ELSE ",
-        _MANY_PAYLOAD.format(obj="json_object", subject="'subject', subject, ", data="json(data)"),
-        " END FROM s WHERE true ORDER BY id RETURNING {ret}",
-    )
 )
 _MANY_PG = "".join(
     (
@@ -609,16 +589,16 @@ _MANY_PG = "".join(
         "ON CONFLICT (aggregatetype, aggregateid, sequence) DO NOTHING RETURNING {ret}",
     )
 )
-_MANY_STATEMENTS: dict[tuple[bool, str], Any] = {}
+_MANY_STATEMENTS: dict[str, Any] = {}
 
 
-def _many_statement(pg: bool, ret: str) -> Any:
-    key = (pg, ret)
+def _many_statement(ret: str) -> Any:
+    key = ret
     stmt = _MANY_STATEMENTS.get(key)
     if stmt is None:
         from sqlalchemy import text
 
-        sql = (_MANY_PG if pg else _MANY_SQLITE).format(t=OUTBOX_TABLE, seq=PG_ID_SEQUENCE, ret=ret)
+        sql = _MANY_PG.format(t=OUTBOX_TABLE, seq=PG_ID_SEQUENCE, ret=ret)
         stmt = text(sql).bindparams(
             bindparam("rows", type_=Text),
             bindparam("ctime", type_=Text),
@@ -629,7 +609,7 @@ def _many_statement(pg: bool, ret: str) -> Any:
 
 
 def emit_many(session: Session, events: Iterable[Mapping[str, Any]]) -> int:
-    """Append many CloudEvents to the outbox with one ``INSERT ... SELECT``; never commits.
+    r"""Append many CloudEvents to the outbox in one go; never commits.
 
     Each item holds :func:`emit`'s keyword arguments (``type``, ``aggregate_type``,
     ``aggregate_id``, and optionally ``data``, ``subject``, ``source``). The events get the
@@ -638,13 +618,26 @@ def emit_many(session: Session, events: Iterable[Mapping[str, Any]]) -> int:
     batch are numbered in the order given). Everything is validated before anything is
     written. Registered hooks see the events after commit, as with :func:`emit`.
 
+    PostgreSQL: one ``INSERT ... SELECT`` (ids from the sequence, ``txid`` from the writing
+    transaction). SQLite: the database write lock is taken first, then the id high-water mark
+    and the batch's aggregates' last sequences are read and the rows, payloads included, are
+    built here and written with multi-row ``INSERT``\ s (no JSON parsing in the database).
+
     Returns:
         The number of events written.
 
     Raises:
         InvalidEventError: any item is malformed (nothing is written).
     """
-    rows: list[str] = []
+    return _emit_rows(session, _validated(events))
+
+
+EventRow = tuple[str, str, str, str | None, str, str]
+"""A validated event: type, aggregate type, aggregate id, subject, source, data as JSON text."""
+
+
+def _validated(events: Iterable[Mapping[str, Any]]) -> list[EventRow]:
+    rows: list[EventRow] = []
     types: set[str] = set()
     atypes: set[str] = set()
     for item in events:
@@ -667,25 +660,138 @@ def emit_many(session: Session, events: Iterable[Mapping[str, Any]]) -> int:
         source = item.get("source", SOURCE)
         if not isinstance(source, str) or not 0 < len(source) <= 256:
             raise InvalidEventError("source must be a non-empty URI-reference")
-        # [type, aggregate type, aggregate id, subject, source, data]: data goes in as it is.
-        head = _HEAD_ENCODER.encode([etype, atype, aid, subject, source])
-        rows.append(f"{head[:-1]},{_data_json(item.get('data'))}]")
+        rows.append((etype, atype, aid, subject, source, _data_json(item.get("data"))))
+    return rows
+
+
+def emit_rows(session: Session, rows: Sequence[EventRow]) -> int:
+    """:func:`emit_many` for a service that builds its events' data JSON itself.
+
+    Each row is ``(type, aggregate type, aggregate id, subject or None, source, data)``
+    with ``data`` the JSON text of an object, written into the payload as it is (it must
+    carry keys and categories only, as with :func:`emit`). Types and aggregate types are
+    checked once per distinct value, ids, subjects and sources on every row; nothing is
+    written if any is malformed. For batches whose data shares most of its text, this
+    skips building and encoding a mapping per event.
+    """
+    seen: set[tuple[str, str]] = set()
+    checked: list[EventRow] = []
+    for row in rows:
+        etype, atype, aid, subject, source, data = row
+        if (etype, atype) not in seen:
+            validate_event_type(etype)
+            _aggregate(atype, "x")
+            seen.add((etype, atype))
+        if type(aid) is not str or not 0 < len(aid) <= 128 or not aid.isprintable():
+            raise InvalidEventError("aggregate id must be 1 to 128 printable characters")
+        if subject is not None and (not isinstance(subject, str) or not 0 < len(subject) <= 256):
+            raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
+        if not isinstance(source, str) or not 0 < len(source) <= 256:
+            raise InvalidEventError("source must be a non-empty URI-reference")
+        if not isinstance(data, str) or data[:1] != "{" or data[-1:] != "}":
+            raise InvalidEventError("event data must be the JSON text of an object")
+        checked.append(row)
+    return _emit_rows(session, checked)
+
+
+def _emit_rows(session: Session, rows: list[EventRow]) -> int:
+    """Write validated rows (see :func:`emit_many`)."""
     if not rows:
         return 0
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     now = utcnow()
-    params = {"rows": f"[{','.join(rows)}]", "ctime": cloudevent_time(now)}
-    params["now"] = now  # type: ignore[assignment]
     hooked = HOOKS_KEY in session.info
-    stmt = _many_statement(pg, "payload" if hooked else "id")
     if not pg:
-        written = conn.execute(stmt, params).scalars().all()
-    else:
-        written = _emit_many_pg(session, stmt, params, len(rows))
+        payloads = _emit_many_sqlite(conn, rows, now)
+        if hooked:
+            _track(session, payloads)
+        return len(rows)
+    # [type, aggregate type, aggregate id, subject, source, data]: data goes in as it is.
+    parts = [f"{_HEAD_ENCODER.encode(r[:5])[:-1]},{r[5]}]" for r in rows]
+    params = {"rows": f"[{','.join(parts)}]", "ctime": cloudevent_time(now)}
+    params["now"] = now  # type: ignore[assignment]
+    stmt = _many_statement("payload" if hooked else "id")
+    written = _emit_many_pg(session, stmt, params, len(rows))
     if hooked:
         _track(session, sorted(written, key=lambda p: Event.from_payload(p).id))
     return len(written)
+
+
+_STR = json.encoder.encode_basestring  # C, non-ASCII kept (as json_object does)
+_SQLITE_LOCK = f"DELETE FROM {OUTBOX_TABLE} WHERE id < 0"  # noqa: S608  (a constant)
+# The AUTOINCREMENT high-water mark, so that the ids of pruned rows are never reused.
+_SQLITE_TOP = (
+    "SELECT max(coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = ?), 0), "  # noqa: S608
+    f"coalesce((SELECT max(id) FROM {OUTBOX_TABLE}), 0))"
+)
+_SQLITE_LAST = (
+    f"SELECT aggregateid, max(sequence) FROM {OUTBOX_TABLE} "  # noqa: S608  (a constant)
+    "WHERE aggregatetype = ? AND aggregateid IN (SELECT value FROM json_each(?)) "
+    "GROUP BY aggregateid"
+)
+_SQLITE_COLUMNS = "id, aggregatetype, aggregateid, type, sequence, txid, created_at, payload"
+_SQLITE_PER_INSERT = 30_000 // 8  # bind parameters per statement, under SQLite's 32,766
+
+
+def _emit_many_sqlite(conn: Any, rows: list[EventRow], now: dt.datetime) -> list[str]:
+    """The SQLite batch: ids, sequences and payloads computed here, under the write lock.
+
+    The no-op ``DELETE`` takes the database's write lock before anything is read (a no-op
+    when :func:`govern.db.write_transaction` or an earlier write already holds it), so no
+    other writer can take an id or a sequence between the reads and the ``INSERT``; a
+    transaction whose earlier reads are stale fails there (``SQLITE_BUSY_SNAPSHOT``) rather
+    than number anything twice, and the unique index on (aggregatetype, aggregateid,
+    sequence) stays the arbiter. The payload is the JSON ``json_object`` would build:
+    the same keys in the same order, ``id`` and ``sequence`` as strings.
+    """
+    import json as _json
+
+    conn.exec_driver_sql(_SQLITE_LOCK)
+    top = int(conn.exec_driver_sql(_SQLITE_TOP, (OUTBOX_TABLE,)).scalar_one())
+    wanted: dict[str, set[str]] = {}
+    for r in rows:
+        wanted.setdefault(r[1], set()).add(r[2])
+    last: dict[tuple[str, str], int] = {}
+    for atype, aids in wanted.items():
+        ordered = sorted(aids)
+        for i in range(0, len(ordered), 20_000):
+            found = conn.exec_driver_sql(
+                _SQLITE_LAST, (atype, _json.dumps(ordered[i : i + 20_000]))
+            )
+            for aid, seq in found:
+                last[atype, aid] = seq
+    bind = _table().c.created_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    created = bind(now) if bind is not None else now
+    time_j = _STR(cloudevent_time(now))
+    quoted: dict[str, str] = {}  # types, aggregate types, sources: a handful per batch
+    payloads: list[str] = []
+    values: list[Any] = []
+    for n, (etype, atype, aid, subject, source, data) in enumerate(rows, start=top + 1):
+        key = (atype, aid)
+        seq = last[key] = last.get(key, 0) + 1
+        q_type = quoted.get(etype) or quoted.setdefault(etype, _STR(etype))
+        q_atype = quoted.get(atype) or quoted.setdefault(atype, _STR(atype))
+        q_source = quoted.get(source) or quoted.setdefault(source, _STR(source))
+        subj = "" if subject is None else f'"subject":{_STR(subject)},'
+        payload = (
+            f'{{"specversion":"1.0","id":"{n}","source":{q_source},"type":{q_type},{subj}'
+            f'"time":{time_j},"datacontenttype":"application/json",'
+            f'"partitionkey":{_STR(aid)},"aggregatetype":{q_atype},"sequence":"{seq}",'
+            f'"data":{data}}}'
+        )
+        payloads.append(payload)
+        values += (n, atype, aid, etype, seq, 0, created, payload)
+    per = _SQLITE_PER_INSERT * 8
+    for i in range(0, len(values), per):
+        part = values[i : i + per]
+        one = "(?, ?, ?, ?, ?, ?, ?, ?)"
+        conn.exec_driver_sql(
+            f"INSERT INTO {OUTBOX_TABLE} ({_SQLITE_COLUMNS}) VALUES "  # noqa: S608  (constants)
+            + ", ".join([one] * (len(part) // 8)),
+            tuple(part),
+        )
+    return payloads
 
 
 def _emit_many_pg(session: Session, stmt: Any, params: dict[str, Any], n: int) -> list[Any]:
