@@ -135,3 +135,16 @@ def test_erasure_shreds_generated_events(migrated_url: str, tmp_path: Path) -> N
     # Every copy sealed under the destroyed key is noise now; nobody else's data is touched.
     assert [read(v) for v in backup] == [Shredded(key_id)] * len(backup)
     assert after == others
+
+
+def test_generating_nothing_creates_no_subject_keys(migrated_url: str) -> None:
+    engine = keyed_engine(migrated_url)
+    with transaction(engine) as s:
+        seed(s, "demo", domains=["core"])
+    with transaction(engine) as s:
+        before = set(s.scalars(select(SubjectKey.subject_id)))
+        result = generate_events(s, 0, seed=5, end=END)
+        after = set(s.scalars(select(SubjectKey.subject_id)))
+    engine.dispose()
+    assert result.rows == 0
+    assert before == after

@@ -175,7 +175,7 @@ def generate_events(
     cum_secs = [float(c) for c in accumulate(w for w in HOURLY for _ in range(3600))]
     seconds = range(_SECONDS)
     cached = [p_props(_properties(k)) for k in range(_COMBOS)] if _cacheable("properties") else None
-    seal = _sealer(session, subjects, subject_pool) if cached is None else None
+    seal = _sealer(session, subjects, subject_pool) if cached is None and count else None
     existing = session.scalar(select(func.count()).select_from(AnalyticsEvent)) or 0
     rebuild = count >= max(existing, 10_000)
     table: Table = AnalyticsEvent.__table__  # type: ignore[assignment]
