@@ -60,3 +60,30 @@ def test_nonces_differ_so_equal_values_do_not_match() -> None:
 def test_plaintext_is_not_an_envelope() -> None:
     assert not aead.is_envelope(b"ann@example.com but long enough to pass the size")
     assert aead.is_envelope(CIPHER.seal(b"", CTX))
+
+
+@given(st.lists(st.binary(max_size=300), max_size=40))
+def test_seal_many_opens_like_seal(plains: list[bytes]) -> None:
+    envs = CIPHER.seal_many(plains, CTX)
+    assert [len(p) + aead.OVERHEAD for p in plains] == [len(e) for e in envs]
+    assert all(aead.parse_header(e) == (aead.DATA, 7) for e in envs)
+    assert plains == [CIPHER.open(e, CTX) for e in envs]
+
+
+def test_seal_many_draws_a_fresh_nonce_per_value() -> None:
+    envs = CIPHER.seal_many([b"same"] * 1000 + [b""], CTX)
+    nonces = {e[aead.HEADER_LEN : aead.HEADER_LEN + aead.NONCE_LEN] for e in envs}
+    assert len(nonces) == 1001
+    assert nonces.isdisjoint(
+        e[aead.HEADER_LEN : aead.HEADER_LEN + aead.NONCE_LEN]
+        for e in CIPHER.seal_many([b"x"] * 1000, CTX)
+    )
+
+
+def test_seal_many_binds_the_column_and_the_header() -> None:
+    (env,) = CIPHER.seal_many([b"ann@example.com"], CTX)
+    with pytest.raises(TamperedValueError):
+        CIPHER.open(env, b"subjects.phone")
+    relabelled = aead.header(aead.DATA, 8) + env[aead.HEADER_LEN :]
+    with pytest.raises(TamperedValueError):
+        aead.Cipher(aead.DATA, 8, KEY).open(relabelled, CTX)

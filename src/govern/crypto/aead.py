@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -91,6 +91,23 @@ class Cipher:
             return hdr + nonce + encrypt(nonce, plaintext, aad)
 
         return seal
+
+    def seal_many(self, plaintexts: Sequence[bytes], context: bytes) -> list[bytes]:
+        """``seal`` for many values of one ``context``: what bulk loaders write.
+
+        Each value still gets its own fresh random 96-bit nonce; they are drawn from the
+        operating system's CSPRNG in one call (one ``os.urandom(12 * n)`` sliced into
+        ``n`` nonces) instead of ``n`` calls, and the envelopes are byte-for-byte what
+        :meth:`seal` returns for the same nonce.
+        """
+        hdr = self._header
+        aad = hdr + context
+        encrypt = self.aead.encrypt
+        pool = os.urandom(NONCE_LEN * len(plaintexts))
+        return [
+            hdr + (nonce := pool[at : at + NONCE_LEN]) + encrypt(nonce, plaintext, aad)
+            for at, plaintext in zip(range(0, len(pool), NONCE_LEN), plaintexts, strict=True)
+        ]
 
     def open(self, envelope: bytes, context: bytes) -> bytes:
         """Decrypt an envelope sealed by this key for ``context``."""
