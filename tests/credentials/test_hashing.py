@@ -67,3 +67,18 @@ def test_pbkdf2_and_plaintext_verify() -> None:
     assert not matches(_pbkdf2("demo", 1000), "demo1")
     assert matches("demo", "demo")
     assert not matches(BCRYPT_10, "demo")  # bcrypt is only identified, never verified
+
+
+@pytest.mark.parametrize("prefix", [b"2a", b"2b"])
+def test_bcrypt_verifies_only_its_password(prefix: bytes) -> None:
+    import bcrypt
+
+    stored = bcrypt.hashpw(b"changeme", bcrypt.gensalt(rounds=4, prefix=prefix)).decode()
+    assert identify(stored).name == "bcrypt"
+    assert matches(stored, "changeme")
+    assert not matches(stored, "changeme2")
+    assert not matches(BCRYPT_12, "changeme")  # well-formed shape, invalid salt: no match
+
+
+def test_bcrypt_unsupported_prefix_is_no_match() -> None:
+    assert not matches("$2x$04$" + "a" * 53, "changeme")

@@ -36,6 +36,27 @@ def _plant(url: str) -> None:
     engine.dispose()
 
 
+def test_scan_and_purge_find_a_bcrypt_demo_password(seeded: str) -> None:
+    import bcrypt
+
+    engine = keyed_engine(seeded)
+    with transaction(engine) as session:
+        smoke = session.get_one(Account, seed_id("core", "accounts", "smoke-1"))
+        smoke.password_hash = bcrypt.hashpw(b"changeme", bcrypt.gensalt(rounds=12)).decode()
+        smoke.password_scheme = "bcrypt"
+    with transaction(engine) as session:
+        report = scan(session)
+    with transaction(engine) as session:
+        purge_demo(session, actor="secops")
+    with transaction(engine) as session:
+        after = session.get_one(Account, seed_id("core", "accounts", "smoke-1"))
+        assert after.must_reset
+        assert not matches(after.password_hash, "changeme")
+    engine.dispose()
+    assert [(f.username, f.kind) for f in report.findings] == [("smoke-1", "demo_password")]
+    assert "bcrypt" in report.findings[0].detail
+
+
 def test_clean_seed_scans_clean(seeded: str) -> None:
     engine = keyed_engine(seeded)
     with transaction(engine) as session:
