@@ -70,8 +70,8 @@ class StepOut(BaseModel):
 
     def text_line(self) -> str:
         if self.action == "manual":
-            who = f" by {self.done_by}" if self.done_by else ""
-            return f"{self.seq:>3} {self.status:<8} manual     {self.table} (operator{who})"
+            how = f"confirmed by {self.done_by}" if self.done_by else "done by an operator"
+            return f"{self.seq:>3} {self.status:<8} manual     {self.table} ({how})"
         cols = f" [{', '.join(self.columns)}]" if self.columns else ""
         exc = f" exception {self.exception}" if self.exception else ""
         done = "" if self.rows_affected is None else f", {self.rows_affected} done"
