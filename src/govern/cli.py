@@ -199,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="Why (recorded).")
     p = leaf(
         rsub,
+        "confirm",
+        command.dsr_confirm,
+        lambda a, s: command.dsr_confirm(s, a.request_id, a.step, a.by, a.note),
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument(
+        "--step", type=int, required=True, metavar="SEQ", help="The manual step's number."
+    )
+    p.add_argument("--by", required=True, help="Who did the manual work.")
+    p.add_argument("--note", help="What was done (kept in the audit log).")
+    p = leaf(
+        rsub,
         "deny",
         command.dsr_deny,
         lambda a, s: command.dsr_deny(s, a.request_id, a.by, a.reason),

@@ -1233,6 +1233,18 @@ def dsr_approve(
         return dsr.approve(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
 
 
+def dsr_confirm(
+    settings: Settings, request_id: str, step: int, by: str, note: str | None = None
+) -> RequestOut:
+    """Confirm that the manual step a request awaits was done; the request is queued again."""
+    from govern import dsr
+
+    with _session(settings, keys="if_configured") as session:
+        return dsr.confirm_manual_step(
+            session, _parse_uuid(request_id, "REQUEST_ID"), seq=step, actor=by, note=note
+        )
+
+
 def dsr_deny(settings: Settings, request_id: str, by: str, reason: str) -> RequestOut:
     """Reject a request with a recorded reason."""
     from govern import dsr
@@ -1306,7 +1318,7 @@ def dsr_report(settings: Settings, days: int | None = None) -> Report:
 
 
 def dsr_map(settings: Settings) -> DsrMap:
-    """Print the data map with each table's action per right and its legal exceptions."""
+    """Print the data map: each table's action per right, legal exceptions, manual locations."""
     from govern import dsr
 
     return dsr.dsr_map()

@@ -11,6 +11,9 @@ stderr and an exit status, library callers catch the class they care about::
     │   ├── DependentDomainError   rolling back a domain others depend on
     │   ├── UnknownSubjectError    no data subject with that id
     │   ├── UnknownHoldError       no legal hold with that id
+    │   ├── ManualLocationError    a manual location registration is malformed (name, rights)
+    │   │   ├── DuplicateManualLocationError  a manual location of that name is registered
+    │   │   └── UnknownManualLocationError    no manual location of that name
     │   ├── SeedError              a seed fixture is malformed (nothing is loaded)
     │   │   ├── DuplicateSeedKeyError     one natural key twice in a table
     │   │   └── BrokenSeedReferenceError  a reference to a key no fixture defines
@@ -37,6 +40,7 @@ stderr and an exit status, library callers catch the class they care about::
     │   └── DsrError               a data-subject request cannot proceed as asked
     │       ├── UnknownRequestError     no request with that id
     │       ├── IllegalTransitionError  the state machine forbids that move
+    │       │   └── ManualStepError     confirming a manual step the request does not await
     │       ├── VerificationError       wrong or expired code, or too many attempts
     │       ├── DeadlineError           an extension too late or a second one
     │       └── RectificationError      a correction fails validation
@@ -91,6 +95,18 @@ class UnknownHoldError(UsageError):
     """No legal hold with that id."""
 
 
+class ManualLocationError(UsageError):
+    """A manual location cannot be registered as asked (bad name, unknown right, no owner)."""
+
+
+class DuplicateManualLocationError(ManualLocationError):
+    """A manual location of that name is already registered."""
+
+
+class UnknownManualLocationError(ManualLocationError):
+    """No manual location of that name is registered."""
+
+
 class DsrError(UsageError):
     """A data-subject request cannot proceed as asked."""
 
@@ -101,6 +117,10 @@ class UnknownRequestError(DsrError):
 
 class IllegalTransitionError(DsrError):
     """The request's state machine does not allow that transition."""
+
+
+class ManualStepError(IllegalTransitionError):
+    """The request is not awaiting that manual step (wrong state, wrong step, already done)."""
 
 
 class VerificationError(DsrError):

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from govern.cli import main
 from govern.db import create_engine, transaction
-from govern.dsr.models import DsrRequest
+from govern.dsr.models import DsrRequest, DsrStep
 from govern.types.utc import utcnow
 from tests.dsr.conftest import keyed_engine, populate_subject
 
@@ -180,3 +181,96 @@ def test_extension_after_the_deadline_is_refused(
     engine.dispose()
     assert main(["dsr", "extend", sub["request"]["id"], "--by", "dpo", "--reason", "late"]) == 2
     assert "too late" in capsys.readouterr().err
+
+
+@pytest.fixture
+def archive() -> Iterator[str]:
+    from govern.datamap.actions import register_manual_location, unregister_manual_location
+
+    register_manual_location(
+        "paper_archive",
+        description="signed contracts, Berlin office",
+        owner="office@example.com",
+        rights=("erasure",),
+    )
+    yield "paper_archive"
+    unregister_manual_location("paper_archive")
+
+
+def _steps_state(url: str, rid: str) -> tuple[str, list[tuple[int, str]]]:
+    engine = create_engine(url)
+    try:
+        with transaction(engine) as s:
+            state = s.scalar(select(DsrRequest.state).where(DsrRequest.id == uuid.UUID(rid)))
+            steps = s.execute(
+                select(DsrStep.seq, DsrStep.status)
+                .where(DsrStep.request_id == uuid.UUID(rid))
+                .order_by(DsrStep.seq)
+            ).all()
+            return str(state), [(int(a), str(b)) for a, b in steps]
+    finally:
+        engine.dispose()
+
+
+def test_manual_step_confirmed_through_the_cli(
+    env: Path, migrated_url: str, capsys: pytest.CaptureFixture[str], archive: str
+) -> None:
+    engine = keyed_engine(migrated_url, os.environ["GOVERN_KEK"])
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+    engine.dispose()
+    sub = _json(
+        capsys,
+        ["dsr", "submit", "erasure", "--subject", str(sid), "--by", "ops", "--verified"],
+    )
+    rid = sub["request"]["id"]
+    _json(capsys, ["dsr", "approve", rid, "--by", "dpo"])
+    plan = _json(capsys, ["dsr", "plan", rid])
+    manual = [st for st in plan["steps"] if st["action"] == "manual"]
+    assert [st["table"] for st in manual] == [archive]
+    seq = manual[0]["seq"]
+    m = _json(capsys, ["dsr", "map"])
+    assert [(x["name"], x["rights"]) for x in m["manual"]] == [(archive, ["erasure"])]
+
+    assert main(["dsr", "process", rid]) == 0
+    out = capsys.readouterr().out
+    assert "awaiting_action" in out
+    assert f"dsr confirm {rid} --step {seq}" in out
+    work = _json(capsys, ["dsr", "work", "--once"])
+    assert work["processed"] == []
+    waiting = _steps_state(migrated_url, rid)
+    assert waiting[0] == "awaiting_action"
+
+    # bad input: one line, exit 2, nothing changed
+    for argv, message in [
+        (["--step", str(seq + 1)], f"awaits manual step {seq}"),
+        (["--step", "x"], "invalid int value"),
+        (["--step", str(seq), "--by", " "], "needs the name"),
+    ]:
+        full = ["dsr", "confirm", rid, *argv]
+        if "--by" not in argv:
+            full += ["--by", "clerk"]
+        try:
+            code = main(full)
+        except SystemExit as exc:  # argparse refuses a malformed --step itself
+            code = int(str(exc.code))
+        assert code == 2
+        err = capsys.readouterr().err
+        assert message in err
+        assert len(err.strip().splitlines()) == 1
+        assert _steps_state(migrated_url, rid) == waiting
+    missing = ["dsr", "confirm", str(uuid.uuid4()), "--step", str(seq), "--by", "clerk"]
+    assert main(missing) == 2
+    assert "unknown request" in capsys.readouterr().err
+
+    confirmed = _json(
+        capsys, ["dsr", "confirm", rid, "--step", str(seq), "--by", "clerk", "--note", "done"]
+    )
+    assert confirmed["state"] == "approved"
+    assert main(["dsr", "confirm", rid, "--step", str(seq), "--by", "clerk"]) == 2
+    assert "approved: it awaits no manual step" in capsys.readouterr().err
+    work = _json(capsys, ["dsr", "work", "--once"])
+    assert [p["state"] for p in work["processed"]] == ["completed"]
+    state, steps = _steps_state(migrated_url, rid)
+    assert state == "completed"
+    assert {status for _, status in steps} <= {"done", "kept"}

@@ -10,10 +10,23 @@ subject provided). A host registers its own tables with :func:`register_actions`
 
     register_actions("crm_notes", erasure="delete", rectifiable=("note",))
     register_actions("tickets", erasure=Redact({"body": "[erased]", "requester_id": None}))
+
+Personal data a host keeps outside the database (a paper archive, a SaaS tool without an
+API) is a *manual location*: a request it applies to gets a ``manual`` step, and the worker
+waits at that step until an operator confirms the work was done
+(:func:`govern.dsr.confirm_manual_step`)::
+
+    register_manual_location(
+        "paper_archive",
+        description="signed contracts in the Berlin office archive",
+        owner="office@example.com",
+        rights=("access", "erasure"),
+    )
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +34,12 @@ from typing import Literal
 
 from sqlalchemy import MetaData, Table
 
-from govern.errors import UsageError
+from govern.errors import (
+    DuplicateManualLocationError,
+    ManualLocationError,
+    UnknownManualLocationError,
+    UsageError,
+)
 
 ErasureKind = Literal["delete", "redact", "keep", "shred"]
 
@@ -265,3 +283,88 @@ def validate_actions(metadata: MetaData) -> list[str]:
             if col in t.c and value is None and not t.c[col].nullable:
                 problems.append(f"{a.table}.{col}: redacted to null but NOT NULL")
     return problems
+
+
+RIGHTS: tuple[str, ...] = (
+    "access",
+    "portability",
+    "erasure",
+    "rectification",
+    "restriction",
+    "objection",
+)
+"""The request types a manual location can apply to (the same as ``govern.dsr.REQUEST_TYPES``)."""
+
+_LOCATION_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True)
+class ManualLocation:
+    """Personal data outside the database that an operator handles by hand.
+
+    ``name`` is what plans and checkpoints show (a step's table column holds it), ``owner``
+    who does the work, ``rights`` the request types it applies to.
+    """
+
+    name: str
+    description: str
+    owner: str
+    rights: tuple[str, ...] = RIGHTS
+
+
+_MANUAL: dict[str, ManualLocation] = {}
+
+
+def register_manual_location(
+    name: str,
+    *,
+    description: str,
+    owner: str,
+    rights: Iterable[str] = RIGHTS,
+) -> ManualLocation:
+    """Register a place outside the database that requests of ``rights`` must cover by hand.
+
+    Raises :class:`~govern.errors.DuplicateManualLocationError` when ``name`` is taken
+    (unregister it first to change it) and :class:`~govern.errors.ManualLocationError` for a
+    name that is not a lowercase identifier, an unknown right, or an empty description or owner.
+    """
+    if not isinstance(name, str) or not _LOCATION_NAME.fullmatch(name):
+        raise ManualLocationError(
+            f"manual location name {name!r} must be a lowercase identifier"
+            " (a-z, 0-9, _; starting with a letter; at most 63 characters)"
+        )
+    chosen = tuple(dict.fromkeys(rights))
+    if not chosen:
+        raise ManualLocationError(f"manual location {name} needs at least one right")
+    unknown = [r for r in chosen if r not in RIGHTS]
+    if unknown:
+        raise ManualLocationError(
+            f"manual location {name}: unknown right(s) {', '.join(map(repr, unknown))};"
+            f" rights: {', '.join(RIGHTS)}"
+        )
+    if not description.strip():
+        raise ManualLocationError(f"manual location {name} needs a description")
+    if not owner.strip():
+        raise ManualLocationError(f"manual location {name} needs an owner")
+    entry = ManualLocation(
+        name, description.strip(), owner.strip(), tuple(r for r in RIGHTS if r in chosen)
+    )
+    with _LOCK:
+        if name in _MANUAL:
+            raise DuplicateManualLocationError(f"manual location {name} is already registered")
+        _MANUAL[name] = entry
+    return entry
+
+
+def unregister_manual_location(name: str) -> None:
+    """Forget a manual location; plans already stored keep their manual steps."""
+    with _LOCK:
+        if _MANUAL.pop(name, None) is None:
+            raise UnknownManualLocationError(f"no manual location named {name!r}")
+
+
+def manual_locations(right: str | None = None) -> list[ManualLocation]:
+    """The registered manual locations (those applying to ``right``), sorted by name."""
+    with _LOCK:
+        entries = sorted(_MANUAL.values(), key=lambda m: m.name)
+    return [m for m in entries if right is None or right in m.rights]

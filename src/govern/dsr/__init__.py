@@ -12,6 +12,10 @@
         dsr.verify(s, out.request.id, code, actor="portal")
         dsr.approve(s, out.request.id, actor="dpo@example.com")
     dsr.work(engine, export_dir=Path("dsr-exports"), once=True)
+
+A request covering a manual location (``govern.datamap.actions.register_manual_location``)
+stops in ``awaiting_action`` at that step until ``dsr.confirm_manual_step`` records that an
+operator did the work.
 """
 
 from govern.dsr.deadlines import WorkCalendar, add_months, due_at, parse_holidays
@@ -21,6 +25,7 @@ from govern.dsr.schemas import (
     TRANSITIONS,
     DsrMap,
     ExportOut,
+    ManualOut,
     MapEntry,
     PlanOut,
     ProcessResult,
@@ -37,6 +42,7 @@ from govern.dsr.service import (
     approve,
     assign,
     check_deadlines,
+    confirm_manual_step,
     deny,
     dsr_map,
     exclude_restricted,
@@ -62,6 +68,7 @@ __all__ = [
     "TRANSITIONS",
     "DsrMap",
     "ExportOut",
+    "ManualOut",
     "MapEntry",
     "PlanOut",
     "ProcessResult",
@@ -79,6 +86,7 @@ __all__ = [
     "assign",
     "check_deadlines",
     "claim_next",
+    "confirm_manual_step",
     "deny",
     "dsr_map",
     "due_at",

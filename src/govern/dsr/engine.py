@@ -1,8 +1,9 @@
 """Plans and their execution: which rows of which tables a request reads or changes.
 
 A plan is a list of steps, one per table (plus a final ``package`` step for access and
-portability). :func:`build_plan` computes it without changing anything; the worker stores
-it and runs it step by step, each step in its own transaction with its checkpoint.
+portability, and one ``manual`` step per registered manual location the request covers).
+:func:`build_plan` computes it without changing anything; the worker stores it and runs it
+step by step, each step in its own transaction with its checkpoint.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from govern import events
-from govern.datamap.actions import PSEUDONYM, TableActions, actions_for
+from govern.datamap.actions import PSEUDONYM, TableActions, actions_for, manual_locations
 from govern.errors import RectificationError
 
 STAGING = ".staging"
@@ -283,6 +284,7 @@ def build_plan(
             plan.steps.append(
                 PlannedStep(t.name, "read", [c.name for c in exported_columns(t)], counts[t.name])
             )
+        plan.steps.extend(_manual_steps(type, held=False))
         plan.steps.append(PlannedStep(None, "package", [], 0))
     elif type == "erasure":
         # first: consents are keyed by the external_ref that a later step pseudonymises
@@ -317,6 +319,7 @@ def build_plan(
                 )
             else:
                 plan.steps.append(PlannedStep(t.name, "keep", [], n))
+        plan.steps.extend(_manual_steps(type, held=held))
         plan.steps.extend(shred)
         if held:
             plan.exceptions.append("Art. 17(3)(e): subject under a legal hold; nothing erased")
@@ -340,17 +343,37 @@ def build_plan(
             if type == "objection" and t.info.get("domain") != "analytics":
                 continue
             plan.steps.append(PlannedStep(t.name, "restrict", [], counts[t.name]))
+    if type in ("rectification", "restriction", "objection"):
+        plan.steps.extend(_manual_steps(type, held=False))
     for s in plan.steps:
         if s.exception and s.rows and s.exception not in plan.exceptions:
             plan.exceptions.append(s.exception)
     return plan
 
 
+MANUAL = "manual"
+"""The action of a step an operator does by hand; its ``table`` is a manual location's name."""
+
+_HELD = "Art. 17(3)(e): subject under a legal hold"
+
+
+def _manual_steps(type: str, *, held: bool) -> list[PlannedStep]:
+    """One step per manual location covering ``type``, after the automated steps.
+
+    Erasure puts them before the final ``shred`` (destroying the subject's key stays the
+    last step) and, under a legal hold, keeps them instead (nothing is erased by hand either).
+    """
+    if held:
+        return [PlannedStep(m.name, "keep", [], 0, _HELD) for m in manual_locations(type)]
+    return [PlannedStep(m.name, MANUAL, [], 0) for m in manual_locations(type)]
+
+
 EMPTY_WHEN_NO_ROWS = frozenset({"delete", "redact", "rectify", "withdraw"})
 """Actions that change nothing when the subject has no row (no given consent) to act on.
 
 Not ``restrict`` (it writes a restriction row whatever the count), ``shred`` (it destroys
-keys the plan does not count), ``read`` (the package lists every table) or ``package``.
+keys the plan does not count), ``read`` (the package lists every table), ``package`` or
+``manual`` (done by an operator outside the database; the worker stops there).
 """
 
 
@@ -386,6 +409,9 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
     """Execute one step in the caller's transaction; returns the rows read or changed."""
     from govern.dsr.models import DsrExport, Restriction
 
+    if action == MANUAL:
+        # done by an operator and confirmed (govern.dsr.confirm_manual_step), never run here
+        raise ValueError(f"step on {table_name!r} is manual: an operator confirms it")
     if action == "package":
         return write_package(session, ctx, DsrExport)
     table = ctx.metadata.tables[str(table_name)]

@@ -145,7 +145,7 @@ class DsrStep(CoreBase):
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dsr_requests.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     table_name: Mapped[str | None] = mapped_column(
-        String(128), info=not_personal("the name of a database table")
+        String(128), info=not_personal("the name of a database table or a manual location")
     )
     action: Mapped[str] = mapped_column(String(24))
     columns: Mapped[list[str]] = mapped_column(

@@ -66,8 +66,12 @@ class StepOut(BaseModel):
     exception: str | None
     status: str
     rows_affected: int | None = None
+    done_by: str | None = None
 
     def text_line(self) -> str:
+        if self.action == "manual":
+            how = f"confirmed by {self.done_by}" if self.done_by else "done by an operator"
+            return f"{self.seq:>3} {self.status:<8} manual     {self.table} ({how})"
         cols = f" [{', '.join(self.columns)}]" if self.columns else ""
         exc = f" exception {self.exception}" if self.exception else ""
         done = "" if self.rows_affected is None else f", {self.rows_affected} done"
@@ -183,16 +187,26 @@ class ProcessResult(BaseModel):
     steps_total: int
     export_path: str | None = None
     exceptions: list[str] = []
+    awaiting_step: int | None = None
+    """The manual step the request now waits at (state ``awaiting_action``)."""
+    awaiting_location: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.state == "completed"
+        # waiting for an operator is where the worker is meant to stop, not a failure
+        return self.state in ("completed", "awaiting_action")
 
     def text_lines(self) -> list[str]:
         lines = [
             f"{self.request_id}: {self.state} ({self.steps_run} step(s) run now,"
             f" {self.steps_total} planned)"
         ]
+        if self.awaiting_step is not None:
+            lines.append(
+                f"  waiting at manual step {self.awaiting_step} ({self.awaiting_location}):"
+                f" confirm with govern dsr confirm {self.request_id}"
+                f" --step {self.awaiting_step} --by NAME"
+            )
         if self.export_path:
             lines.append(f"  package: {self.export_path}")
         lines += [f"  exception: {e}" for e in self.exceptions]
@@ -292,8 +306,24 @@ class MapEntry(BaseModel):
         return f"{self.table} ({self.domain}) via {self.subject_link}: erasure {self.erasure}{exc}"
 
 
+class ManualOut(BaseModel):
+    """A manual location: personal data outside the database, handled by an operator."""
+
+    name: str
+    description: str
+    owner: str
+    rights: list[str]
+
+    def text_line(self) -> str:
+        return (
+            f"{self.name} (manual, owner {self.owner}): {self.description};"
+            f" rights {', '.join(self.rights)}"
+        )
+
+
 class DsrMap(BaseModel):
     tables: list[MapEntry]
+    manual: list[ManualOut] = []
     unmapped: list[str]
     problems: list[str]
 
@@ -303,6 +333,7 @@ class DsrMap(BaseModel):
 
     def text_lines(self) -> list[str]:
         lines = [t.text_line() for t in self.tables]
+        lines += [m.text_line() for m in self.manual]
         lines += [f"UNMAPPED {t}: links to subjects but has no DSR actions" for t in self.unmapped]
         lines += [f"PROBLEM {p}" for p in self.problems]
         return lines

@@ -31,6 +31,7 @@ from govern.dsr.schemas import (
     TRANSITIONS,
     DsrMap,
     ExportOut,
+    ManualOut,
     MapEntry,
     PlanOut,
     RegisterEntry,
@@ -44,6 +45,7 @@ from govern.dsr.schemas import (
 from govern.errors import (
     DeadlineError,
     IllegalTransitionError,
+    ManualStepError,
     UnknownRequestError,
     UsageError,
     VerificationError,
@@ -325,7 +327,13 @@ def approve(
     session: Session, request_id: uuid.UUID, *, actor: str, reason: str | None = None
 ) -> RequestOut:
     req = get_request(session, request_id, lock=True)
-    if req.state in ("awaiting_action", "failed"):
+    if req.state == "awaiting_action":
+        # approving would only send it back to the same manual step: confirm that step
+        raise ManualStepError(
+            f"request {req.id} awaits a manual step: confirm it (govern dsr confirm) or deny"
+            " the request"
+        )
+    if req.state == "failed":
         transition(session, req, "approved", actor=actor, reason=reason or "retry")
     else:
         transition(session, req, "approved", actor=actor, reason=reason)
@@ -333,6 +341,77 @@ def approve(
     req.claimed_by = None
     req.lease_expires_at = None
     return to_out(req)
+
+
+def confirm_manual_step(
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    actor: str,
+    seq: int | None = None,
+    location: str | None = None,
+    note: str | None = None,
+) -> RequestOut:
+    """Record that an operator did the manual step a request waits at, and queue it again.
+
+    Name the step by ``seq`` or by its ``location`` (or both). Only the request's pending
+    manual step can be confirmed, and only while the request is ``awaiting_action``:
+    otherwise :class:`~govern.errors.ManualStepError` and nothing changes. The step's
+    checkpoint becomes ``done`` by ``actor``; the audit row keeps ``note`` (operator text, e.g.
+    "shredded folder 12"); the request goes back to ``approved`` so that a worker resumes at
+    the next step.
+    """
+    if not actor.strip():
+        raise UsageError("confirming a manual step needs the name of who did it")
+    if seq is None and location is None:
+        raise UsageError("name the manual step by its seq or its location")
+    req = get_request(session, request_id, lock=True)
+    if req.state != "awaiting_action":
+        raise ManualStepError(f"request {req.id} is {req.state}: it awaits no manual step")
+    step = session.scalars(
+        select(DsrStep)
+        .where(DsrStep.request_id == req.id, DsrStep.status == "pending")
+        .order_by(DsrStep.seq)
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if step is None or step.action != "manual":
+        raise ManualStepError(f"request {req.id} has no pending manual step")
+    if (seq is not None and seq != step.seq) or (
+        location is not None and location != step.table_name
+    ):
+        raise ManualStepError(
+            f"request {req.id} awaits manual step {step.seq} ({step.table_name}), not"
+            f" {seq if seq is not None else location}"
+        )
+    now = utcnow()
+    step.status, step.rows_affected, step.done_at, step.done_by = "done", 0, now, actor.strip()
+    audit.record(
+        session,
+        actor=actor.strip(),
+        action="dsr.step",
+        target_type="dsr_request",
+        target_id=str(req.id),
+        details={
+            "seq": step.seq,
+            "table": step.table_name,
+            "action": "manual",
+            "status": "done",
+            "rows": 0,
+            "note": (note or "").strip() or None,
+        },
+    )
+    transition(
+        session,
+        req,
+        "approved",
+        actor=actor.strip(),
+        reason=f"manual step {step.seq} ({step.table_name}) confirmed",
+    )
+    req.claimed_by, req.lease_expires_at = None, None
+    lifecycle_event(session, req, "manual_step_confirmed", step=step.seq, location=step.table_name)
+    session.flush()
+    return to_out(req, now)
 
 
 def deny(session: Session, request_id: uuid.UUID, *, actor: str, reason: str) -> RequestOut:
@@ -444,6 +523,7 @@ def _steps(session: Session, request_id: uuid.UUID) -> list[StepOut]:
             exception=s.exception,
             status=s.status,
             rows_affected=s.rows_affected,
+            done_by=s.done_by,
         )
         for s in rows
     ]
@@ -723,7 +803,7 @@ def lift_restrictions(
 def dsr_map(metadata: MetaData | None = None) -> DsrMap:
     """The data map with each table's DSR actions, plus linked tables that have none."""
     from govern.datamap import data_map
-    from govern.datamap.actions import actions_for, validate_actions
+    from govern.datamap.actions import actions_for, manual_locations, validate_actions
     from govern.db import load_models
 
     md = metadata if metadata is not None else load_models()
@@ -748,7 +828,11 @@ def dsr_map(metadata: MetaData | None = None) -> DsrMap:
                 access=a.access,
             )
         )
-    return DsrMap(tables=tables, unmapped=unmapped, problems=validate_actions(md))
+    manual = [
+        ManualOut(name=m.name, description=m.description, owner=m.owner, rights=list(m.rights))
+        for m in manual_locations()
+    ]
+    return DsrMap(tables=tables, manual=manual, unmapped=unmapped, problems=validate_actions(md))
 
 
 def export_package(

@@ -5,6 +5,11 @@ each step is its own transaction: a worker killed at any point loses at most the
 uncommitted step, and whoever resumes (after the lease expires) starts at the first
 step whose checkpoint is not ``done``, so no step runs twice.
 
+A ``manual`` step is not run: the worker that reaches it moves the request to
+``awaiting_action`` and lets it go; an operator confirms the step
+(:func:`~govern.dsr.service.confirm_manual_step`), which approves the request again, and the
+next worker resumes at the step after it.
+
 Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)``:
 PostgreSQL workers skip each other's rows; on SQLite the UPDATE takes the database
 write lock first, so claims are serialised.
@@ -46,11 +51,11 @@ if TYPE_CHECKING:
     from govern.events import HookRegistry
 
 from govern import audit
-from govern.dsr.engine import Plan, StepContext
+from govern.dsr.engine import MANUAL, Plan, StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
 from govern.dsr.service import check_deadlines, get_request, lifecycle_event, transition
-from govern.errors import IllegalTransitionError
+from govern.errors import IllegalTransitionError, ManualStepError
 from govern.types.utc import utcnow
 
 StepHook = Callable[[int, str], None]
@@ -147,7 +152,8 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
     req = get_request(session, rid)
     if req.state == "approved":
         transition(session, req, "in_progress", actor=worker, reason="claimed by a worker")
-        req.started_at = utcnow()
+        # resumed after a manual step's confirmation (or a retry): the first start stays
+        req.started_at = req.started_at or utcnow()
     else:
         audit.record(
             session,
@@ -265,6 +271,10 @@ def take(
                 raise IllegalTransitionError(
                     f"request {rid} is being processed by another worker (lease until"
                     f" {req.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+                )
+            if req.state == "awaiting_action":
+                raise ManualStepError(
+                    f"request {rid} awaits a manual step: confirm it (govern dsr confirm) first"
                 )
             raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
         _start(session, rid, worker)
@@ -409,6 +419,12 @@ def run_claimed(
     for unit in units(pending):
         assert ctx is not None
         try:
+            if unit[0].action == MANUAL:
+                waiting = _reach_manual(engine, ctx, unit[0], worker, lease)
+                if waiting is not None:
+                    return waiting.model_copy(update={"steps_run": ran})
+                ran += 1  # skipped under a legal hold placed since planning
+                continue
             with _session(engine) as session, session.begin():
                 _run_unit(session, ctx, unit, worker, lease, on_step)
         except _StepFailed as failed:
@@ -422,6 +438,69 @@ def run_claimed(
             for step in unit:
                 on_step(step.seq, "committed")
     return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
+
+
+def _reach_manual(
+    engine: Engine, ctx: StepContext, step: _Pending, worker: str, lease: dt.timedelta
+) -> ProcessResult | None:
+    """Stop at a manual step: in one transaction the request goes to ``awaiting_action``,
+    the claim is released and ``govern.dsr.awaiting_action`` is emitted for the hooks.
+
+    An erasure whose subject was put under a legal hold since planning skips the step
+    instead (like a destructive one) and returns None: the worker goes on.
+    """
+    rid = ctx.request_id
+    with _session(engine) as session, session.begin():
+        if not _fence(session, rid, worker, lease):
+            raise _LostLease
+        if ctx.type == "erasure" and _held(session, ctx.subject_id):
+            res = session.connection().execute(
+                _CHECKPOINT,
+                {
+                    "step_id": step.id,
+                    "new_status": "skipped",
+                    "rows": 0,
+                    "at": utcnow(),
+                    "by": worker,
+                    "why": HOLD_PLACED,
+                },
+            )
+            if int(res.rowcount) != 1:
+                raise _LostLease
+            audit.record(
+                session,
+                actor=worker,
+                action="dsr.step",
+                target_type="dsr_request",
+                target_id=str(rid),
+                details={
+                    "seq": step.seq,
+                    "table": step.table,
+                    "action": step.action,
+                    "status": "skipped",
+                    "rows": 0,
+                },
+            )
+            return None
+        req = get_request(session, rid)
+        total = session.connection().execute(_TALLY, {"rid": rid}).one()[0]
+        transition(
+            session,
+            req,
+            "awaiting_action",
+            actor=worker,
+            reason=f"manual step {step.seq} ({step.table}) awaits an operator's confirmation",
+        )
+        lifecycle_event(session, req, "awaiting_action", step=step.seq, location=step.table)
+        req.claimed_by, req.lease_expires_at = None, None
+        return ProcessResult(
+            request_id=rid,
+            state=req.state,
+            steps_run=0,
+            steps_total=int(total),
+            awaiting_step=step.seq,
+            awaiting_location=step.table,
+        )
 
 
 def _complete(
