@@ -434,7 +434,7 @@ def test_event_data_is_what_the_events_encoder_writes_for_the_record(engine: Eng
     assert "Mozilla" not in rows[1].payload  # the sealed user agent never reaches an event
 
 
-def test_appends_pause_the_collector_and_always_restore_it(engine: Engine) -> None:
+def test_large_appends_pause_the_collector_and_always_restore_it(engine: Engine) -> None:
     import gc
 
     seen: list[bool] = []
@@ -446,19 +446,28 @@ def test_appends_pause_the_collector_and_always_restore_it(engine: Engine) -> No
         seen.append(gc.isenabled())
         return real(*args, **kwargs)
 
+    def batch(prefix: str, purpose: str = "marketing.email") -> list[consent.ConsentIn]:
+        n = service.GC_PAUSE_MIN_BATCH
+        return [
+            consent.ConsentIn(subject=f"{prefix}-{i}", purpose=purpose, event="given")
+            for i in range(n)
+        ]
+
     assert gc.isenabled()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(service, "_append_batch", spy)
         with transaction(engine) as s:
-            consent.grant(s, "gc-1", "marketing.email")
+            consent.grant(s, "gc-0", "marketing.email")  # one record: collector left alone
+        with transaction(engine) as s:
+            consent.append_many(s, batch("gc-1"))
         with pytest.raises(UnknownPurposeError), transaction(engine) as s:
-            consent.grant(s, "gc-1", "no.such.purpose")
+            consent.append_many(s, batch("gc-1", "no.such.purpose"))
         gc.disable()  # a host that runs without the collector keeps it off
         try:
             with transaction(engine) as s:
-                consent.grant(s, "gc-2", "marketing.email")
+                consent.append_many(s, batch("gc-2"))
             assert not gc.isenabled()
         finally:
             gc.enable()
-    assert seen == [False, False, False]
+    assert seen == [True, False, False, False]
     assert gc.isenabled()

@@ -626,7 +626,7 @@ def append_bulk(session: Session, items: Sequence[ConsentIn]) -> int:
 
 
 class _GcPause:
-    """Pauses Python's cyclic garbage collector while batches are built, thread-safely.
+    """Pauses Python's cyclic garbage collector while large batches are built, thread-safely.
 
     A batch allocates a few objects per record and holds them until it is written, so the
     collector would promote them and run full collections over the host's whole heap
@@ -658,6 +658,8 @@ class _GcPause:
 
 
 _GC_PAUSE = _GcPause()
+GC_PAUSE_MIN_BATCH = 100
+"""Batches of at least this many records pause the collector; smaller ones leave it be."""
 
 
 def _append(
@@ -665,6 +667,8 @@ def _append(
 ) -> list[ConsentRecordOut]:
     if not items:
         return []
+    if len(items) < GC_PAUSE_MIN_BATCH:  # a handful of records: nothing worth pausing for
+        return _append_batch(session, items, want_records=want_records)
     with _GC_PAUSE:
         return _append_batch(session, items, want_records=want_records)
 
