@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -103,6 +104,25 @@ def populate_subject(session: Session, *, events: int = 5, email: str | None = N
     )
     session.flush()
     return sid
+
+
+def approved_request(
+    session: Session, cal: WorkCalendar, sid: uuid.UUID, type_: str = "erasure", **kw: Any
+) -> uuid.UUID:
+    """A verified request of ``type_`` for subject ``sid``, approved, in the caller's session."""
+    from govern import dsr
+
+    out = dsr.submit(
+        session,
+        type=type_,
+        identifiers={"subject_id": str(sid)},
+        calendar=cal,
+        actor="portal",
+        verified=True,
+        **kw,
+    )
+    dsr.approve(session, out.request.id, actor="dpo")
+    return out.request.id
 
 
 def keyed_engine(url: str, kek: str) -> Engine:

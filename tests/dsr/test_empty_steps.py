@@ -26,6 +26,7 @@ from govern.dsr.models import DsrStep, Restriction
 from govern.dsr.workers import _Pending, run_claimed, take, units
 from govern.events.models import OutboxEvent
 
+from .conftest import approved_request
 from .test_resume import _kill_at, _pending_seqs, _step_audits
 
 
@@ -91,16 +92,7 @@ def _thin_request(engine: Engine, cal: WorkCalendar) -> tuple[uuid.UUID, uuid.UU
                 retain_until=dt.date(2036, 12, 31),
             )
         )
-        out = dsr.submit(
-            s,
-            type="erasure",
-            identifiers={"subject_id": str(sid)},
-            calendar=cal,
-            actor="portal",
-            verified=True,
-        )
-        dsr.approve(s, out.request.id, actor="dpo")
-    return sid, out.request.id
+        return sid, approved_request(s, cal, sid)
 
 
 def _units_of(engine: Engine, rid: uuid.UUID) -> list[list[int]]:

@@ -23,22 +23,12 @@ from govern.dsr import WorkCalendar
 from govern.dsr.engine import pseudonym
 from govern.keys.models import ShredProof, SubjectKey
 
-from .conftest import populate_subject
+from .conftest import approved_request, populate_subject
 
 
 def _request(engine: Engine, cal: WorkCalendar, sid: uuid.UUID, type_: str, **kw: Any) -> uuid.UUID:
     with transaction(engine) as s:
-        out = dsr.submit(
-            s,
-            type=type_,
-            identifiers={"subject_id": str(sid)},
-            calendar=cal,
-            actor="portal",
-            verified=True,
-            **kw,
-        )
-        dsr.approve(s, out.request.id, actor="dpo")
-    return out.request.id
+        return approved_request(s, cal, sid, type_, **kw)
 
 
 def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -37,7 +37,7 @@ from govern.errors import (
 )
 from govern.events import Event, HookRegistry, OutboxEvent
 
-from .conftest import populate_subject
+from .conftest import approved_request, populate_subject
 from .test_resume import _kill_at, _step_audits
 
 
@@ -54,16 +54,7 @@ def archive() -> Iterator[str]:
 def _request(engine: Engine, cal: WorkCalendar, type_: str = "erasure") -> tuple[uuid.UUID, Any]:
     with transaction(engine) as s:
         sid = populate_subject(s, events=3)
-        out = dsr.submit(
-            s,
-            type=type_,
-            identifiers={"subject_id": str(sid)},
-            calendar=cal,
-            actor="portal",
-            verified=True,
-        )
-        dsr.approve(s, out.request.id, actor="dpo")
-    return sid, out.request.id
+        return sid, approved_request(s, cal, sid, type_)
 
 
 def _steps(engine: Engine, rid: uuid.UUID) -> list[dsr.StepOut]:

@@ -21,7 +21,7 @@ from govern.domains import analytics, commerce, core
 from govern.dsr import WorkCalendar
 from govern.dsr.models import DsrStep, Restriction
 
-from .conftest import populate_subject
+from .conftest import approved_request, populate_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,16 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _new_request(engine: Engine, cal: WorkCalendar, type_: str) -> tuple[uuid.UUID, uuid.UUID]:
     with transaction(engine) as s:
         sid = populate_subject(s, events=3)
-        out = dsr.submit(
-            s,
-            type=type_,
-            identifiers={"subject_id": str(sid)},
-            calendar=cal,
-            actor="portal",
-            verified=True,
-        )
-        dsr.approve(s, out.request.id, actor="dpo")
-    return sid, out.request.id
+        return sid, approved_request(s, cal, sid, type_)
 
 
 def _runnable(engine: Engine, rid: uuid.UUID) -> list[int]:
