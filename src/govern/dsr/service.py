@@ -361,7 +361,8 @@ def confirm_manual_step(
     "shredded folder 12"); the request goes back to ``approved`` so that a worker resumes at
     the next step.
     """
-    if not actor.strip():
+    who = actor.strip()
+    if not who:
         raise UsageError("confirming a manual step needs the name of who did it")
     if seq is None and location is None:
         raise UsageError("name the manual step by its seq or its location")
@@ -385,10 +386,10 @@ def confirm_manual_step(
             f" {seq if seq is not None else location}"
         )
     now = utcnow()
-    step.status, step.rows_affected, step.done_at, step.done_by = "done", 0, now, actor.strip()
+    step.status, step.rows_affected, step.done_at, step.done_by = "done", 0, now, who
     audit.record(
         session,
-        actor=actor.strip(),
+        actor=who,
         action="dsr.step",
         target_type="dsr_request",
         target_id=str(req.id),
@@ -405,7 +406,7 @@ def confirm_manual_step(
         session,
         req,
         "approved",
-        actor=actor.strip(),
+        actor=who,
         reason=f"manual step {step.seq} ({step.table_name}) confirmed",
     )
     req.claimed_by, req.lease_expires_at = None, None

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import (
     Select,
@@ -43,7 +43,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -321,6 +321,32 @@ def units(pending: Sequence[_Pending]) -> list[list[_Pending]]:
     return out
 
 
+def _checkpoint(
+    conn: Connection, step: _Pending, status: str, rows: int, worker: str, why: str | None
+) -> dict[str, Any]:
+    """Flip a step's checkpoint from ``pending`` (fenced: our claim only); its audit detail."""
+    res = conn.execute(
+        _CHECKPOINT,
+        {
+            "step_id": step.id,
+            "new_status": status,
+            "rows": rows,
+            "at": utcnow(),
+            "by": worker,
+            "why": why,
+        },
+    )
+    if int(res.rowcount) != 1:
+        raise _LostLease
+    return {
+        "seq": step.seq,
+        "table": step.table,
+        "action": step.action,
+        "status": status,
+        "rows": rows,
+    }
+
+
 def _run_unit(
     session: Session,
     ctx: StepContext,
@@ -345,28 +371,7 @@ def _run_unit(
                 rows = run_step(session, ctx, step.table, step.action)
             except Exception as exc:
                 raise _StepFailed(step.seq, exc) from exc
-        res = conn.execute(
-            _CHECKPOINT,
-            {
-                "step_id": step.id,
-                "new_status": status,
-                "rows": rows,
-                "at": utcnow(),
-                "by": worker,
-                "why": exception,
-            },
-        )
-        if int(res.rowcount) != 1:
-            raise _LostLease
-        details.append(
-            {
-                "seq": step.seq,
-                "table": step.table,
-                "action": step.action,
-                "status": status,
-                "rows": rows,
-            }
-        )
+        details.append(_checkpoint(conn, step, status, rows, worker, exception))
     audit.record_many(
         session,
         actor=worker,
@@ -454,32 +459,14 @@ def _reach_manual(
         if not _fence(session, rid, worker, lease):
             raise _LostLease
         if ctx.type == "erasure" and _held(session, ctx.subject_id):
-            res = session.connection().execute(
-                _CHECKPOINT,
-                {
-                    "step_id": step.id,
-                    "new_status": "skipped",
-                    "rows": 0,
-                    "at": utcnow(),
-                    "by": worker,
-                    "why": HOLD_PLACED,
-                },
-            )
-            if int(res.rowcount) != 1:
-                raise _LostLease
+            detail = _checkpoint(session.connection(), step, "skipped", 0, worker, HOLD_PLACED)
             audit.record(
                 session,
                 actor=worker,
                 action="dsr.step",
                 target_type="dsr_request",
                 target_id=str(rid),
-                details={
-                    "seq": step.seq,
-                    "table": step.table,
-                    "action": step.action,
-                    "status": "skipped",
-                    "rows": 0,
-                },
+                details=detail,
             )
             return None
         req = get_request(session, rid)

@@ -110,6 +110,13 @@ def _aggregate_id(aggregate_id: object) -> str:
     return text
 
 
+def _check_subject_source(subject: object, source: object) -> None:
+    if subject is not None and (not isinstance(subject, str) or not 0 < len(subject) <= 256):
+        raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
+    if not isinstance(source, str) or not 0 < len(source) <= 256:
+        raise InvalidEventError("source must be a non-empty URI-reference")
+
+
 def json_default(value: Any) -> Any:
     """JSON for the types keys and categories come in (UUIDs, times, decimals, enums)."""
     if isinstance(value, uuid.UUID | decimal.Decimal):
@@ -161,19 +168,15 @@ def _param(name: str) -> ColumnElement[str]:
 
 
 def _build_insert(
-    pg: bool,
-    rows: Select[Any],
-    data: Callable[[Any, Callable[..., Any]], ColumnElement[Any]],
-    with_subject: bool,
-    payload_of: Callable[[Any], ColumnElement[Any]] | None = None,
+    pg: bool, rows: Select[Any], payload_of: Callable[[Any], ColumnElement[Any]]
 ) -> Any:
     """``INSERT ... SELECT`` one outbox row per row of ``rows`` (which has a column ``aid``).
 
     Values come as bind parameters (``etype``, ``atype``, ``source``, ``subject``,
     ``ctime``, ``now``), so that one statement object, built once, serves every call
-    (SQLAlchemy then reuses its compiled form). ``data(s, json_object)`` builds the
-    CloudEvent ``data`` from the CTE's columns; ``payload_of(s)``, when given, builds the
-    whole payload text instead (tombstones: one concatenation per row).
+    (SQLAlchemy then reuses its compiled form). ``payload_of(s)`` builds the payload text
+    from the CTE ``s`` (columns ``id``, ``seq``, ``aid`` and those of ``rows``):
+    :func:`_cloudevent_payload` for :func:`emit`, one concatenation per row for tombstones.
     """
     o = _table().alias("o")
     t = _table()
@@ -182,7 +185,6 @@ def _build_insert(
     source_rows: Any = src
     if pg:
         new_id: ColumnElement[Any] = func.nextval(PG_ID_SEQUENCE)
-        json_object: Callable[..., Any] = func.json_build_object
         # The aggregate's previous event, read once by one index probe (LATERAL): its
         # sequence + 1 is the new one, and its txid is the floor of the new txid, so
         # (txid, id) order is sequence order.
@@ -209,7 +211,6 @@ def _build_insert(
         )
         top = select(func.coalesce(func.max(o.c.id), 0)).scalar_subquery()
         new_id = func.max(base, top) + func.row_number().over(order_by=src.c.aid)
-        json_object = func.json_object
         txid = literal(0, BigInteger)
     s = (
         select(new_id.label("id"), seq.label("seq"), txid.label("tx"), *src.c)
@@ -217,9 +218,28 @@ def _build_insert(
         .cte("s")
         .prefix_with("MATERIALIZED")
     )
-    if payload_of is not None:
-        payload = payload_of(s)
-    else:
+    return insert(t).from_select(
+        ["id", "aggregatetype", "aggregateid", "type", "sequence", "txid", "created_at", "payload"],
+        select(
+            s.c.id,
+            _param("atype"),
+            s.c.aid,
+            _param("etype"),
+            s.c.seq,
+            s.c.tx,
+            bindparam("now", type_=t.c.created_at.type),
+            payload_of(s),
+        ),
+    )
+
+
+def _cloudevent_payload(pg: bool, with_subject: bool) -> Callable[[Any], ColumnElement[Any]]:
+    """The CloudEvent JSON built by the database; ``data`` is the bound parameter ``data``."""
+    json_object: Callable[..., Any] = func.json_build_object if pg else func.json_object
+
+    def build(s: Any) -> ColumnElement[Any]:
+        doc = bindparam("data", type_=Text)
+        data = cast(cast(doc, Text), PG_JSON()) if pg else func.json(doc)
         fields: list[Any] = [
             "specversion",
             _txt("1.0"),
@@ -244,24 +264,12 @@ def _build_insert(
             "sequence",
             cast(s.c.seq, Text),
             "data",
-            data(s, json_object),
+            data,
         ]
         payload = json_object(*[_txt(f) if isinstance(f, str) else f for f in fields])
-        if pg:
-            payload = cast(payload, Text)
-    return insert(t).from_select(
-        ["id", "aggregatetype", "aggregateid", "type", "sequence", "txid", "created_at", "payload"],
-        select(
-            s.c.id,
-            _param("atype"),
-            s.c.aid,
-            _param("etype"),
-            s.c.seq,
-            s.c.tx,
-            bindparam("now", type_=t.c.created_at.type),
-            payload,
-        ),
-    )
+        return cast(payload, Text) if pg else payload
+
+    return build
 
 
 def _params(
@@ -279,14 +287,6 @@ def _params(
     return params
 
 
-def _emit_data(pg: bool) -> Callable[[Any, Callable[..., Any]], ColumnElement[Any]]:
-    def build(s: Any, json_object: Callable[..., Any]) -> ColumnElement[Any]:
-        doc = bindparam("data", type_=Text)
-        return cast(cast(doc, Text), PG_JSON()) if pg else func.json(doc)
-
-    return build
-
-
 _EMIT_STATEMENTS: dict[tuple[bool, bool], Any] = {}
 _PG_EMIT_SQL: dict[tuple[type, bool], tuple[str, dict[str, Any]]] = {}
 _ON_CONFLICT = " ON CONFLICT (aggregatetype, aggregateid, sequence) DO NOTHING RETURNING payload"
@@ -297,7 +297,7 @@ def _emit_statement(pg: bool, with_subject: bool) -> Any:
     stmt = _EMIT_STATEMENTS.get(key)
     if stmt is None:
         rows = select(_param("aid").label("aid"))
-        stmt = _build_insert(pg, rows, _emit_data(pg), with_subject)
+        stmt = _build_insert(pg, rows, _cloudevent_payload(pg, with_subject))
         if not pg:
             stmt = stmt.returning(_table().c.payload)
         _EMIT_STATEMENTS[key] = stmt
@@ -362,10 +362,7 @@ def emit(
     validate_event_type(type)
     aggregate_type, aid = _aggregate(aggregate_type, aggregate_id)
     data_json = _data_json(data)
-    if subject is not None and (not isinstance(subject, str) or not 0 < len(subject) <= 256):
-        raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
-    if not isinstance(source, str) or not 0 < len(source) <= 256:
-        raise InvalidEventError("source must be a non-empty URI-reference")
+    _check_subject_source(subject, source)
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     params = _params(type, aggregate_type, subject, source, utcnow())
@@ -534,7 +531,7 @@ def _tombstone_statement(pg: bool, tbl: Table, key_select: Select[Any], hooked: 
     # No ON CONFLICT here: rows are being deleted, so another transaction writing an event
     # for the same row at the same time is a real conflict; the unique index makes it
     # fail loudly (IntegrityError) instead of numbering the aggregate twice.
-    stmt = _build_insert(pg, rows, _emit_data(pg), with_subject=False, payload_of=payload_of)
+    stmt = _build_insert(pg, rows, payload_of)
     if hooked:
         return stmt.returning(_table().c.payload)
     if pg:
@@ -654,12 +651,8 @@ def _validated(events: Iterable[Mapping[str, Any]]) -> list[EventRow]:
         if atype not in atypes:
             atypes.add(_aggregate(atype, "x")[0])
         aid = _aggregate_id(aid_in)
-        subject = item.get("subject")
-        if subject is not None and (not isinstance(subject, str) or not 0 < len(subject) <= 256):
-            raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
-        source = item.get("source", SOURCE)
-        if not isinstance(source, str) or not 0 < len(source) <= 256:
-            raise InvalidEventError("source must be a non-empty URI-reference")
+        subject, source = item.get("subject"), item.get("source", SOURCE)
+        _check_subject_source(subject, source)
         rows.append((etype, atype, aid, subject, source, _data_json(item.get("data"))))
     return rows
 
@@ -682,12 +675,10 @@ def emit_rows(session: Session, rows: Sequence[EventRow]) -> int:
             validate_event_type(etype)
             _aggregate(atype, "x")
             seen.add((etype, atype))
-        if type(aid) is not str or not 0 < len(aid) <= 128 or not aid.isprintable():
+        if type(aid) is not str:
             raise InvalidEventError("aggregate id must be 1 to 128 printable characters")
-        if subject is not None and (not isinstance(subject, str) or not 0 < len(subject) <= 256):
-            raise InvalidEventError("subject must be a non-empty string of at most 256 characters")
-        if not isinstance(source, str) or not 0 < len(source) <= 256:
-            raise InvalidEventError("source must be a non-empty URI-reference")
+        _aggregate_id(aid)
+        _check_subject_source(subject, source)
         if not isinstance(data, str) or data[:1] != "{" or data[-1:] != "}":
             raise InvalidEventError("event data must be the JSON text of an object")
         checked.append(row)
@@ -745,8 +736,6 @@ def _emit_many_sqlite(conn: Any, rows: list[EventRow], now: dt.datetime) -> list
     sequence) stays the arbiter. The payload is the JSON ``json_object`` would build:
     the same keys in the same order, ``id`` and ``sequence`` as strings.
     """
-    import json as _json
-
     conn.exec_driver_sql(_SQLITE_LOCK)
     top = int(conn.exec_driver_sql(_SQLITE_TOP, (OUTBOX_TABLE,)).scalar_one())
     wanted: dict[str, set[str]] = {}
@@ -756,9 +745,7 @@ def _emit_many_sqlite(conn: Any, rows: list[EventRow], now: dt.datetime) -> list
     for atype, aids in wanted.items():
         ordered = sorted(aids)
         for i in range(0, len(ordered), 20_000):
-            found = conn.exec_driver_sql(
-                _SQLITE_LAST, (atype, _json.dumps(ordered[i : i + 20_000]))
-            )
+            found = conn.exec_driver_sql(_SQLITE_LAST, (atype, json.dumps(ordered[i : i + 20_000])))
             for aid, seq in found:
                 last[atype, aid] = seq
     bind = _table().c.created_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
