@@ -24,6 +24,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+_ROWS_PER_TX = (
+    "Run consecutive steps in one transaction while their planned rows add up to at most N"
+    " (0: each step with work alone; default GOVERN_DSR_ROWS_PER_TRANSACTION, 1000)."
+)
+
+
 def _help(fn: Callable[..., Any]) -> str:
     return (fn.__doc__ or "").strip().splitlines()[0]
 
@@ -233,19 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
         rsub,
         "process",
         command.dsr_process,
-        lambda a, s: command.dsr_process(s, a.request_id, a.worker),
+        lambda a, s: command.dsr_process(s, a.request_id, a.worker, a.rows_per_transaction),
     )
     p.add_argument("request_id", metavar="REQUEST_ID")
     p.add_argument("--worker", help="Worker name recorded on steps (default host:pid).")
+    p.add_argument("--rows-per-transaction", type=int, metavar="N", help=_ROWS_PER_TX)
     p = leaf(
         rsub,
         "work",
         command.dsr_work,
-        lambda a, s: command.dsr_work(s, a.once, a.worker, a.limit),
+        lambda a, s: command.dsr_work(s, a.once, a.worker, a.limit, a.rows_per_transaction),
     )
     p.add_argument("--once", action="store_true", help="Stop when the queue is empty.")
     p.add_argument("--worker", help="Worker name recorded on steps (default host:pid).")
     p.add_argument("--limit", type=int, help="Stop after this many requests.")
+    p.add_argument("--rows-per-transaction", type=int, metavar="N", help=_ROWS_PER_TX)
     p = leaf(
         rsub, "export", command.dsr_export, lambda a, s: command.dsr_export(s, a.request_id, a.out)
     )

@@ -1275,25 +1275,53 @@ def dsr_plan(settings: Settings, request_id: str) -> PlanOut:
         return dsr.plan(session, _parse_uuid(request_id, "REQUEST_ID"))
 
 
-def dsr_process(settings: Settings, request_id: str, worker: str | None = None) -> ProcessResult:
+def _rows_per_transaction(settings: Settings, given: int | None) -> int:
+    if given is None:
+        return settings.dsr_rows_per_transaction
+    if given < 0:
+        raise UsageError("--rows-per-transaction must be 0 or more")
+    return given
+
+
+def dsr_process(
+    settings: Settings,
+    request_id: str,
+    worker: str | None = None,
+    rows_per_transaction: int | None = None,
+) -> ProcessResult:
     """Process one approved request now, step by step (resumes an interrupted one)."""
     from govern import dsr
 
     rid = _parse_uuid(request_id, "REQUEST_ID")
+    budget = _rows_per_transaction(settings, rows_per_transaction)
     out = Path(settings.dsr_export_dir)
     with _engine(settings, keys="if_configured") as engine:
-        return dsr.process_request(engine, rid, export_dir=out, worker=worker)
+        return dsr.process_request(
+            engine, rid, export_dir=out, worker=worker, rows_per_transaction=budget
+        )
 
 
 def dsr_work(
-    settings: Settings, once: bool = False, worker: str | None = None, limit: int | None = None
+    settings: Settings,
+    once: bool = False,
+    worker: str | None = None,
+    limit: int | None = None,
+    rows_per_transaction: int | None = None,
 ) -> WorkResult:
     """Claim and process approved requests; --once stops when the queue is empty."""
     from govern import dsr
 
+    budget = _rows_per_transaction(settings, rows_per_transaction)
     out = Path(settings.dsr_export_dir)
     with _engine(settings, keys="if_configured") as engine:
-        return dsr.work(engine, export_dir=out, worker=worker, once=once, max_requests=limit)
+        return dsr.work(
+            engine,
+            export_dir=out,
+            worker=worker,
+            once=once,
+            max_requests=limit,
+            rows_per_transaction=budget,
+        )
 
 
 def dsr_export(settings: Settings, request_id: str, out: str | None = None) -> ExportOut:

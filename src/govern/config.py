@@ -121,6 +121,15 @@ class Settings(BaseSettings):
         default="dsr-exports",
         description="Folder where access and portability packages (zip) are written.",
     )
+    dsr_rows_per_transaction: int = Field(
+        default=1000,
+        ge=0,
+        le=10_000_000,
+        description=(
+            "DSR workers run consecutive steps in one transaction while the rows the plan "
+            "counted for them add up to at most this; 0: each step with work in its own."
+        ),
+    )
 
     # --- seeds, credentials and audit export (issue 8) ---
     seed_password: SecretStr | None = Field(

@@ -157,6 +157,7 @@ def test_queue_extend_deny_work_and_map(
             "not an email",
         ),
         (["dsr", "list", "--state", "sleeping"], "unknown state"),
+        (["dsr", "work", "--once", "--rows-per-transaction", "-1"], "must be 0 or more"),
     ],
 )
 def test_bad_input_exits_2_and_changes_nothing(
@@ -236,7 +237,7 @@ def test_manual_step_confirmed_through_the_cli(
     out = capsys.readouterr().out
     assert "awaiting_action" in out
     assert f"dsr confirm {rid} --step {seq}" in out
-    work = _json(capsys, ["dsr", "work", "--once"])
+    work = _json(capsys, ["dsr", "work", "--once", "--rows-per-transaction", "0"])
     assert work["processed"] == []
     waiting = _steps_state(migrated_url, rid)
     assert waiting[0] == "awaiting_action"
@@ -269,7 +270,7 @@ def test_manual_step_confirmed_through_the_cli(
     assert confirmed["state"] == "approved"
     assert main(["dsr", "confirm", rid, "--step", str(seq), "--by", "clerk"]) == 2
     assert "approved: it awaits no manual step" in capsys.readouterr().err
-    work = _json(capsys, ["dsr", "work", "--once"])
+    work = _json(capsys, ["dsr", "work", "--once", "--rows-per-transaction", "0"])
     assert [p["state"] for p in work["processed"]] == ["completed"]
     state, steps = _steps_state(migrated_url, rid)
     assert state == "completed"

@@ -21,7 +21,7 @@ from govern import dsr
 from govern.db import transaction
 from govern.domains import commerce, core
 from govern.dsr import WorkCalendar
-from govern.dsr.engine import empty_when_planned
+from govern.dsr.engine import MANUAL, empty_when_planned
 from govern.dsr.models import DsrStep, Restriction
 from govern.dsr.workers import _Pending, run_claimed, take, units
 from govern.events.models import OutboxEvent
@@ -34,7 +34,7 @@ def _p(seq: int, action: str, rows: int) -> _Pending:
     return _Pending(seq, seq, f"t{seq}", action, rows)
 
 
-def test_units_group_only_consecutive_planned_empty_steps_in_plan_order() -> None:
+def test_units_with_budget_0_group_only_consecutive_planned_empty_steps() -> None:
     pending = [
         _p(1, "withdraw", 0),
         _p(2, "delete", 0),
@@ -47,9 +47,29 @@ def test_units_group_only_consecutive_planned_empty_steps_in_plan_order() -> Non
         _p(9, "delete", 0),
         _p(10, "shred", 0),  # destroys keys the plan does not count: alone
     ]
-    got = [[s.seq for s in u] for u in units(pending)]
+    got = [[s.seq for s in u] for u in units(pending, 0)]
     assert got == [[1, 2, 3], [4], [5], [6, 7], [8], [9], [10]]
-    assert [s.seq for u in units(pending) for s in u] == list(range(1, 11))
+    assert [s.seq for u in units(pending, 0) for s in u] == list(range(1, 11))
+
+
+def test_units_share_a_transaction_up_to_the_row_budget_in_plan_order() -> None:
+    pending = [
+        _p(1, "withdraw", 0),
+        _p(2, "delete", 3),
+        _p(3, "redact", 2),
+        _p(4, "delete", 6),  # 3 + 2 + 6 > 10: a new transaction
+        _p(5, "restrict", 4),
+        _p(6, "delete", 25),  # more than the budget: alone
+        _p(7, "rectify", 0),
+        _p(8, MANUAL, 0),  # manual steps are always alone (the worker stops there)
+        _p(9, "delete", 1),
+        _p(10, "shred", 0),
+    ]
+    got = [[s.seq for s in u] for u in units(pending, 10)]
+    assert got == [[1, 2, 3], [4, 5], [6], [7], [8], [9, 10]]
+    assert [[s.seq for s in u] for u in units(pending)] == [[1, 2, 3, 4, 5, 6, 7], [8], [9, 10]]
+    with pytest.raises(ValueError, match="0 or more"):
+        units(pending, -1)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +119,7 @@ def _units_of(engine: Engine, rid: uuid.UUID) -> list[list[int]]:
     with transaction(engine) as s:
         steps = dsr.plan(s, rid).steps
     pending = [_Pending(st.seq, st.seq, st.table, st.action, st.rows) for st in steps]
-    return [[p.seq for p in u] for u in units([p for p in pending if p.action != "keep"])]
+    return [[p.seq for p in u] for u in units([p for p in pending if p.action != "keep"], 0)]
 
 
 @pytest.mark.parametrize("phase", ["executed", "committed"])
@@ -118,7 +138,7 @@ def test_thin_erasure_killed_at_every_step_resumes_exactly_once(
         # inside a group, every step is a kill point; after its commit, all are the same one
         for seq in group if phase == "executed" else group[-1:]:
             sid, rid = _thin_request(engine, calendar)
-            assert _kill_at(migrated_url, kek, rid, export_dir, seq, phase) == -9
+            assert _kill_at(migrated_url, kek, rid, export_dir, seq, phase, 0) == -9
             # all of a group commits, or none of it
             done_units = groups[: i + 1] if phase == "committed" else groups[:i]
             assert {x for g in done_units for x in g} == set(_step_audits(engine, rid))

@@ -148,9 +148,12 @@ def test_erasure_under_legal_hold_is_a_recorded_exception(
     assert before == _dump(engine)
 
 
+@pytest.mark.parametrize("budget", [0, 3])
 def test_hold_placed_after_planning_stops_destruction(
-    engine: Engine, calendar: WorkCalendar, export_dir: Path
+    engine: Engine, calendar: WorkCalendar, export_dir: Path, budget: int
 ) -> None:
+    """A hold placed after the first transaction (one step, or a few small ones) turns the
+    destructive steps still pending into recorded exceptions."""
     with transaction(engine) as s:
         sid = populate_subject(s)
     rid = _request(engine, calendar, sid, "erasure")
@@ -162,7 +165,9 @@ def test_hold_placed_after_planning_stops_destruction(
                 holds.add_hold(s, subject_ids=[sid], reason="claim", actor="counsel")
             placed.append(seq)
 
-    result = dsr.process_request(engine, rid, export_dir=export_dir, on_step=hold_after_first)
+    result = dsr.process_request(
+        engine, rid, export_dir=export_dir, on_step=hold_after_first, rows_per_transaction=budget
+    )
     assert result.state == "completed"
     with transaction(engine) as s:
         assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 5

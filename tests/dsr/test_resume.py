@@ -20,6 +20,7 @@ from govern.db import transaction
 from govern.domains import analytics, commerce, core
 from govern.dsr import WorkCalendar
 from govern.dsr.models import DsrStep, Restriction
+from govern.dsr.workers import DEFAULT_ROWS_PER_TRANSACTION, _Pending, units
 
 from .conftest import approved_request, populate_subject
 
@@ -38,10 +39,19 @@ def _runnable(engine: Engine, rid: uuid.UUID) -> list[int]:
         return [st.seq for st in dsr.plan(s, rid).steps if st.action != "keep"]
 
 
-def _kill_at(url: str, kek: str, rid: uuid.UUID, out: Path, seq: int, phase: str) -> int:
+def _kill_at(
+    url: str,
+    kek: str,
+    rid: uuid.UUID,
+    out: Path,
+    seq: int,
+    phase: str,
+    budget: int = DEFAULT_ROWS_PER_TRANSACTION,
+) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    args = [str(rid), str(out), str(seq), phase, str(budget)]
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.dsr.victim", url, str(rid), str(out), str(seq), phase],
+        [sys.executable, "-m", "tests.dsr.victim", url, *args],
         cwd=ROOT,
         env={**env, "GOVERN_KEK": kek},
         capture_output=True,
@@ -49,6 +59,25 @@ def _kill_at(url: str, kek: str, rid: uuid.UUID, out: Path, seq: int, phase: str
         timeout=120,
     )
     return proc.returncode
+
+
+def _groups(engine: Engine, rid: uuid.UUID, budget: int) -> list[list[int]]:
+    """The seqs of the runnable steps, cut into the transactions a worker runs them in."""
+    with transaction(engine) as s:
+        steps = dsr.plan(s, rid).steps
+    pending = [_Pending(st.seq, st.seq, st.table, st.action, st.rows) for st in steps]
+    return [[p.seq for p in u] for u in units([p for p in pending if p.action != "keep"], budget)]
+
+
+def _committed_before(groups: list[list[int]], seq: int, phase: str) -> set[int]:
+    """What a kill at ``seq`` leaves committed: the earlier transactions, and its own one
+    when the kill came after its commit (all of a transaction commits, or none of it)."""
+    done: set[int] = set()
+    for group in groups:
+        if seq in group:
+            return done | set(group) if phase == "committed" else done
+        done |= set(group)
+    raise AssertionError(f"step {seq} is in no transaction")
 
 
 def _step_audits(engine: Engine, rid: uuid.UUID) -> dict[int, int]:
@@ -75,6 +104,7 @@ def _pending_seqs(engine: Engine, rid: uuid.UUID) -> list[int]:
         )
 
 
+@pytest.mark.parametrize("budget", [0, 8, DEFAULT_ROWS_PER_TRANSACTION])
 @pytest.mark.parametrize("phase", ["executed", "committed"])
 def test_erasure_killed_at_every_step_resumes_exactly_once(
     engine: Engine,
@@ -83,17 +113,21 @@ def test_erasure_killed_at_every_step_resumes_exactly_once(
     calendar: WorkCalendar,
     export_dir: Path,
     phase: str,
+    budget: int,
 ) -> None:
+    """Budget 0: each step with work is its own transaction; 8: a few steps per
+    transaction; the default: the whole (small) erasure in one."""
     steps = _runnable(engine, _new_request(engine, calendar, "erasure")[1])
     assert len(steps) > 10
     for seq in steps:
         sid, rid = _new_request(engine, calendar, "erasure")
-        assert _kill_at(migrated_url, kek, rid, export_dir, seq, phase) == -9
+        groups = _groups(engine, rid, budget)
+        assert [x for g in groups for x in g] == steps
+        assert _kill_at(migrated_url, kek, rid, export_dir, seq, phase, budget) == -9
         with transaction(engine) as s:
             assert dsr.show(s, rid).request.state == "in_progress"
         done_before = set(_step_audits(engine, rid))
-        expected_done = {x for x in steps if x < seq or (x == seq and phase == "committed")}
-        assert expected_done == done_before
+        assert _committed_before(groups, seq, phase) == done_before
         result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
         assert result.state == "completed"
         assert _pending_seqs(engine, rid) == []
@@ -124,13 +158,21 @@ def test_erasure_killed_at_every_step_resumes_exactly_once(
             assert restrictions == 1  # the restrict step ran once
 
 
+@pytest.mark.parametrize("budget", [0, 4, DEFAULT_ROWS_PER_TRANSACTION])
 def test_access_killed_at_every_step_gives_a_complete_package(
-    engine: Engine, migrated_url: str, kek: str, calendar: WorkCalendar, export_dir: Path
+    engine: Engine,
+    migrated_url: str,
+    kek: str,
+    calendar: WorkCalendar,
+    export_dir: Path,
+    budget: int,
 ) -> None:
+    """A kill inside a transaction leaves rows in the staging file after the committed
+    steps' end; the resuming worker cuts them off, so no table appears twice."""
     steps = _runnable(engine, _new_request(engine, calendar, "access")[1])
     for seq in [*steps[:: max(1, len(steps) // 6)], steps[-1]]:
         _, rid = _new_request(engine, calendar, "access")
-        assert _kill_at(migrated_url, kek, rid, export_dir, seq, "executed") == -9
+        assert _kill_at(migrated_url, kek, rid, export_dir, seq, "executed", budget) == -9
         result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
         assert result.state == "completed"
         assert result.export_path

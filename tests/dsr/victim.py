@@ -1,7 +1,8 @@
 """A worker process that kills itself (SIGKILL) at a chosen step and phase.
 
-``python -m tests.dsr.victim URL REQUEST_ID EXPORT_DIR SEQ PHASE``; PHASE is ``executed``
-(inside the step's transaction, before commit) or ``committed`` (right after commit).
+``python -m tests.dsr.victim URL REQUEST_ID EXPORT_DIR SEQ PHASE [ROWS_PER_TRANSACTION]``;
+PHASE is ``executed`` (inside the step's transaction, before commit) or ``committed`` (right
+after commit).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from govern.keys import attach
 
 def main() -> None:
     url, rid, out, seq, phase = sys.argv[1:6]
+    budget = int(sys.argv[6]) if len(sys.argv) > 6 else dsr.DEFAULT_ROWS_PER_TRANSACTION
 
     def die(at: int, when: str) -> None:
         if at == int(seq) and when == phase:
@@ -36,6 +38,7 @@ def main() -> None:
         worker="victim",
         lease=dt.timedelta(seconds=-1),
         on_step=die,
+        rows_per_transaction=budget,
     )
     sys.exit(3)  # reached only when the kill point was never hit
 

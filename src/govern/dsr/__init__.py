@@ -60,9 +60,15 @@ from govern.dsr.service import (
     submit,
     verify,
 )
-from govern.dsr.workers import claim_next, process_request, work
+from govern.dsr.workers import (
+    DEFAULT_ROWS_PER_TRANSACTION,
+    claim_next,
+    process_request,
+    work,
+)
 
 __all__ = [
+    "DEFAULT_ROWS_PER_TRANSACTION",
     "REQUEST_TYPES",
     "STATES",
     "TRANSITIONS",

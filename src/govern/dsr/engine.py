@@ -14,6 +14,7 @@ import decimal
 import functools
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
@@ -403,6 +404,8 @@ class StepContext:
     export_dir: Path
     metadata: MetaData
     subject_ref: str | None = None
+    staged: int = 0
+    """Where the steps run so far end in the request's staging file (see write_table)."""
 
 
 def run_step(session: Session, ctx: StepContext, table_name: str | None, action: str) -> int:
@@ -636,8 +639,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)  # e.g. a Shredded marker: its key was destroyed
 
 
-def _staging(ctx: StepContext) -> Path:
-    return ctx.export_dir / STAGING / str(ctx.request_id)
+def staging_file(export_dir: Path, request_id: uuid.UUID) -> Path:
+    """The request's staging file: every ``read`` step appends its table's rows to it."""
+    return export_dir / STAGING / f"{request_id}.jsonl"
 
 
 @functools.cache
@@ -649,38 +653,48 @@ def _read_stmt(table: Table) -> Select[Any]:
 
 
 def write_table(session: Session, ctx: StepContext, table: Table) -> int:
-    """Stream one table's rows of the subject into staging JSON and CSV files.
+    """Append one table's rows of the subject to the request's staging file.
 
-    Rows come through a server-side cursor in batches and are written one at a time, so
-    memory stays flat however many rows the subject has.
+    The step starts at ``ctx.staged``, where the steps already run end (anything after it
+    was written by a step whose transaction did not commit, and is cut off), and leaves
+    ``ctx.staged`` at its own end, which its checkpoint records. The block is a header line
+    (table and columns) and one line per row: the row as the package's JSON file carries it.
+    Rows come through a server-side cursor in batches, so memory stays flat however many
+    rows the subject has; one file per request keeps file creation (slow on many file
+    systems) out of the per-table cost.
     """
-    out = _staging(ctx)
-    out.mkdir(parents=True, exist_ok=True)
+    path = staging_file(ctx.export_dir, ctx.request_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
     names = [c.name for c in exported_columns(table)]
     result = session.execute(_read_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
     n = 0
-    tmp_json, tmp_csv = out / f"{table.name}.json.tmp", out / f"{table.name}.csv.tmp"
-    with (
-        tmp_json.open("w", encoding="utf-8") as jf,
-        tmp_csv.open("w", encoding="utf-8", newline="") as cf,
-    ):
-        writer = csv.writer(cf)
-        writer.writerow(names)
-        jf.write("[")
+    dumps = json.dumps
+    with path.open("r+b" if path.exists() else "w+b") as f:
+        f.truncate(ctx.staged)
+        f.seek(ctx.staged)
+        lines = [dumps({"table": table.name, "columns": names})]
         for row in result:
-            values = [_jsonable(v) for v in row]
-            jf.write(("," if n else "") + "\n" + json.dumps(dict(zip(names, values, strict=True))))
-            writer.writerow(
-                [
-                    json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
-                    for v in values
-                ]
-            )
+            lines.append(dumps(dict(zip(names, map(_jsonable, row), strict=True))))
             n += 1
-        jf.write("\n]\n")
-    os.replace(tmp_json, out / f"{table.name}.json")
-    os.replace(tmp_csv, out / f"{table.name}.csv")
-    return n  # the step's checkpoint keeps the count for the package's manifest
+            if len(lines) >= 1000:
+                f.write(("\n".join(lines) + "\n").encode())
+                lines.clear()
+        if lines:
+            f.write(("\n".join(lines) + "\n").encode())
+        ctx.staged = f.tell()
+    return n  # the step's checkpoint keeps the count (and ctx.staged) for the package
+
+
+def staged_offset(session: Session, request_id: uuid.UUID) -> int:
+    """Where the committed ``read`` steps of a request end in its staging file."""
+    from govern.dsr.models import DsrStep
+
+    done = session.execute(
+        select(func.max(DsrStep.staged_to)).where(
+            DsrStep.request_id == request_id, DsrStep.status == "done"
+        )
+    ).scalar()
+    return int(done or 0)
 
 
 def file_sha256(path: Path) -> str:
@@ -691,54 +705,118 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _members(staging: Path) -> Iterator[Path]:
-    yield from sorted(p for p in staging.iterdir() if p.suffix in (".json", ".csv"))
+class _Member:
+    """A zip member being written: hashes and counts the bytes it is given."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
+        self.name = name
+        self._dst = zf.open(name, "w", force_zip64=True)
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._h.update(data)
+        self._dst.write(data)
+        self.size += len(data)
+
+    def close(self) -> dict[str, Any]:
+        self._dst.close()
+        return {"name": self.name, "sha256": self._h.hexdigest(), "bytes": self.size}
+
+
+def _block_lines(f: Any, start: int, end: int) -> Iterator[bytes]:
+    """The row lines (newline stripped) of the block at [start, end), header skipped."""
+    f.seek(start)
+    pos = start + len(f.readline())
+    while pos < end:
+        line = f.readline()
+        pos += len(line)
+        yield line.rstrip(b"\n")
+
+
+def _write_json(member: _Member, lines: Iterator[bytes]) -> None:
+    member.write(b"[")
+    chunk: list[bytes] = []
+    first = True
+    for line in lines:
+        chunk.append(b"\n" + line if first else b",\n" + line)
+        first = False
+        if len(chunk) >= 1000:
+            member.write(b"".join(chunk))
+            chunk.clear()
+    chunk.append(b"\n]\n")
+    member.write(b"".join(chunk))
+
+
+def _write_csv(member: _Member, names: list[str], lines: Iterator[bytes]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(names)
+    loads = json.loads
+    for i, line in enumerate(lines, 1):
+        obj = loads(line)
+        writer.writerow(
+            [
+                json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
+                for v in (obj[k] for k in names)
+            ]
+        )
+        if i % 1000 == 0:
+            member.write(buf.getvalue().encode())
+            buf.seek(0)
+            buf.truncate()
+    member.write(buf.getvalue().encode())
 
 
 def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
-    """Zip the staged tables with a manifest of checksums; record the package; clear staging.
+    """Zip the staged tables (JSON and CSV each) with a manifest of checksums; record it.
 
-    Row counts come from the checkpoints of the request's ``read`` steps (all committed
-    before this step runs); each file is read once, hashed while it is zipped.
+    The checkpoints of the request's ``read`` steps (committed before this step runs, or
+    earlier in its transaction) give each table's row count and where its rows end in the
+    staging file; members are hashed while they are zipped, in name order.
     """
     from govern.dsr.models import DsrStep
 
-    staging = _staging(ctx)
-    staging.mkdir(parents=True, exist_ok=True)
-    counts: dict[str | None, int] = {
-        name: int(n or 0)
-        for name, n in session.execute(
-            select(DsrStep.table_name, DsrStep.rows_affected).where(
-                DsrStep.request_id == ctx.request_id, DsrStep.action == "read"
-            )
-        )
-    }
+    blocks: dict[str, tuple[int, int, int]] = {}
+    start = 0
+    for name, n, end in session.execute(
+        select(DsrStep.table_name, DsrStep.rows_affected, DsrStep.staged_to)
+        .where(DsrStep.request_id == ctx.request_id, DsrStep.action == "read")
+        .order_by(DsrStep.seq)
+    ):
+        blocks[str(name)] = (start, int(end), int(n or 0))
+        start = int(end)
     entries: list[dict[str, Any]] = []
-    tables = 0
     rows = 0
     final = ctx.export_dir / f"{ctx.request_id}.zip"
     tmp = ctx.export_dir / f"{ctx.request_id}.zip.tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for p in _members(staging):
-            entry: dict[str, Any] = {"name": f"data/{p.name}"}
-            h, size = hashlib.sha256(), 0
-            with p.open("rb") as src, zf.open(entry["name"], "w", force_zip64=True) as dst:
-                while chunk := src.read(1 << 16):
-                    h.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
-            entry |= {"sha256": h.hexdigest(), "bytes": size}
-            if p.suffix == ".json":
-                entry["rows"] = counts[p.stem]
-                tables += 1
-                rows += counts[p.stem]
+    staged = staging_file(ctx.export_dir, ctx.request_id)
+    members = sorted(f"{t}{ext}" for t in blocks for ext in (".json", ".csv"))
+    with (
+        staged.open("rb") if blocks else open(os.devnull, "rb") as src,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+    ):
+        for member_name in members:
+            table, _, ext = member_name.rpartition(".")
+            begin, end, n = blocks[table]
+            member = _Member(zf, f"data/{member_name}")
+            if ext == "json":
+                _write_json(member, _block_lines(src, begin, end))
+            else:
+                src.seek(begin)
+                names = json.loads(src.readline())["columns"]
+                _write_csv(member, names, _block_lines(src, begin, end))
+            entry = member.close()
+            if ext == "json":
+                entry["rows"] = n
+                rows += n
             entries.append(entry)
         manifest = {
             "request_id": str(ctx.request_id),
             "type": ctx.type,
             "generated_at": dt.datetime.now(dt.UTC).isoformat(),
             "format": "govern-dsr-package/1",
-            "tables": tables,
+            "tables": len(blocks),
             "rows": rows,
             "files": entries,
         }
@@ -750,7 +828,7 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
             path=str(final),
             sha256=file_sha256(final),
             size_bytes=final.stat().st_size,
-            tables=tables,
+            tables=len(blocks),
             rows=rows,
         )
     )
@@ -759,6 +837,8 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
 
 
 def clear_staging(export_dir: Path, request_id: uuid.UUID) -> None:
+    staging_file(export_dir, request_id).unlink(missing_ok=True)
+    # packages written before staging files (one folder of files per request)
     shutil.rmtree(export_dir / STAGING / str(request_id), ignore_errors=True)
 
 

@@ -159,6 +159,10 @@ class DsrStep(CoreBase):
     rows_affected: Mapped[int | None] = mapped_column(Integer)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     done_by: Mapped[str | None] = mapped_column(String(150))
+    staged_to: Mapped[int | None] = mapped_column(
+        BigInteger, info=not_personal("a byte offset in the request's staging file")
+    )
+    """A ``read`` step's end in the request's staging file (what a resumed worker keeps)."""
 
 
 class DsrExport(CoreBase):

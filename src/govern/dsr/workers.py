@@ -62,6 +62,8 @@ StepHook = Callable[[int, str], None]
 """Called with (step seq, phase): ``"executed"`` before the step commits, ``"committed"`` after."""
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
+DEFAULT_ROWS_PER_TRANSACTION = 1000
+"""Consecutive steps share a transaction while their planned rows add up to at most this."""
 DESTRUCTIVE = frozenset({"delete", "redact", "shred"})
 HOLD_PLACED = "Art. 17(3)(e): subject placed under a legal hold"
 
@@ -217,6 +219,7 @@ _CHECKPOINT = (
         rows_affected=bindparam("rows"),
         done_at=bindparam("at"),
         done_by=bindparam("by"),
+        staged_to=bindparam("staged_to"),
         exception=func.coalesce(bindparam("why", type_=String()), _STEPS.c.exception),
     )
 )
@@ -300,29 +303,61 @@ class _Pending(NamedTuple):
     planned_rows: int
 
 
-def units(pending: Sequence[_Pending]) -> list[list[_Pending]]:
+def _check_budget(rows_per_transaction: int) -> None:
+    if rows_per_transaction < 0:
+        raise ValueError("rows_per_transaction must be 0 or more")
+
+
+def units(
+    pending: Sequence[_Pending], rows_per_transaction: int = DEFAULT_ROWS_PER_TRANSACTION
+) -> list[list[_Pending]]:
     """Pending steps, in plan order, cut into the transactions that run them.
 
-    A step with work is a unit of its own. Consecutive steps the plan proved empty
-    (:func:`~govern.dsr.engine.empty_when_planned`) form one unit: they still run, in order,
-    but in one transaction that also writes all their checkpoints (see docs/dsr.md).
+    With ``rows_per_transaction`` N > 0 (the default, 1,000), consecutive steps share one
+    transaction while the rows the plan counted for them add up to at most N: a subject with
+    little data commits once, a step with more than N rows is a transaction of its own. With
+    0, every step is its own transaction, except consecutive steps the plan proved empty
+    (:func:`~govern.dsr.engine.empty_when_planned`), which share one. Either way steps run in
+    plan order, each flips its own checkpoint, and a ``manual`` step is always on its own
+    (see docs/dsr.md, "Execution").
     """
     from govern.dsr.engine import empty_when_planned
 
+    _check_budget(rows_per_transaction)
     out: list[list[_Pending]] = []
-    prev_empty = False
+    joinable = False  # whether the next step may join out[-1]
+    rows = 0
     for step in pending:
-        empty = empty_when_planned(step.action, step.planned_rows)
-        if empty and prev_empty:
+        if step.action == MANUAL:
+            out.append([step])
+            joinable = False
+            continue
+        if rows_per_transaction == 0:
+            empty = empty_when_planned(step.action, step.planned_rows)
+            if empty and joinable:
+                out[-1].append(step)
+            else:
+                out.append([step])
+            joinable = empty
+            continue
+        if joinable and rows + step.planned_rows <= rows_per_transaction:
             out[-1].append(step)
+            rows += step.planned_rows
         else:
             out.append([step])
-        prev_empty = empty
+            rows = step.planned_rows
+            joinable = rows <= rows_per_transaction
     return out
 
 
 def _checkpoint(
-    conn: Connection, step: _Pending, status: str, rows: int, worker: str, why: str | None
+    conn: Connection,
+    step: _Pending,
+    status: str,
+    rows: int,
+    worker: str,
+    why: str | None,
+    staged_to: int | None = None,
 ) -> dict[str, Any]:
     """Flip a step's checkpoint from ``pending`` (fenced: our claim only); its audit detail."""
     res = conn.execute(
@@ -334,6 +369,7 @@ def _checkpoint(
             "at": utcnow(),
             "by": worker,
             "why": why,
+            "staged_to": staged_to,
         },
     )
     if int(res.rowcount) != 1:
@@ -371,7 +407,8 @@ def _run_unit(
                 rows = run_step(session, ctx, step.table, step.action)
             except Exception as exc:
                 raise _StepFailed(step.seq, exc) from exc
-        details.append(_checkpoint(conn, step, status, rows, worker, exception))
+        staged = ctx.staged if step.action == "read" else None
+        details.append(_checkpoint(conn, step, status, rows, worker, exception, staged))
     audit.record_many(
         session,
         actor=worker,
@@ -393,55 +430,60 @@ def run_claimed(
     export_dir: Path,
     lease: dt.timedelta = DEFAULT_LEASE,
     on_step: StepHook | None = None,
+    rows_per_transaction: int = DEFAULT_ROWS_PER_TRANSACTION,
 ) -> ProcessResult:
-    """Run the pending steps of a request this worker holds, each step in its own transaction
-    (consecutive steps the plan proved empty share one, see :func:`units`).
+    """Run the pending steps of a request this worker holds, in the transactions
+    :func:`units` cuts them into.
 
     Each transaction first renews the lease (fencing out a worker whose lease expired) and
     then flips the checkpoints of its steps from ``pending`` to ``done`` together with their
     changes.
     """
     from govern.db import load_models
-    from govern.dsr.engine import clear_staging, subject_ref
+    from govern.dsr.engine import clear_staging, staged_offset, subject_ref
 
     metadata = load_models()
     export_dir.mkdir(parents=True, exist_ok=True)
-    with _session(engine) as session, session.begin():
-        req = get_request(session, rid)
-        pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
-        ctx = None
-        if req.subject_id is not None:
-            ctx = StepContext(
-                request_id=rid,
-                type=req.type,
-                subject_id=req.subject_id,
-                corrections=dict(req.corrections or {}),
-                export_dir=export_dir,
-                metadata=metadata,
-                subject_ref=subject_ref(session, req.subject_id),
-            )
-    ran = 0
-    for unit in units(pending):
-        assert ctx is not None
-        try:
-            if unit[0].action == MANUAL:
-                waiting = _reach_manual(engine, ctx, unit[0], worker, lease)
-                if waiting is not None:
-                    return waiting.model_copy(update={"steps_run": ran})
-                ran += 1  # skipped under a legal hold placed since planning
-                continue
-            with _session(engine) as session, session.begin():
-                _run_unit(session, ctx, unit, worker, lease, on_step)
-        except _StepFailed as failed:
-            return _fail(engine, rid, worker, failed.seq, failed.cause)
-        except _LostLease:
-            with _session(engine) as session:
-                state = get_request(session, rid).state
-            return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
-        ran += len(unit)
-        if on_step is not None:
-            for step in unit:
-                on_step(step.seq, "committed")
+    # one Session for the request's transactions (each unit begins and commits its own)
+    with _session(engine) as session:
+        with session.begin():
+            req = get_request(session, rid)
+            pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
+            ctx = None
+            if req.subject_id is not None:
+                ctx = StepContext(
+                    request_id=rid,
+                    type=req.type,
+                    subject_id=req.subject_id,
+                    corrections=dict(req.corrections or {}),
+                    export_dir=export_dir,
+                    metadata=metadata,
+                    subject_ref=subject_ref(session, req.subject_id),
+                )
+                if req.type in ("access", "portability"):
+                    ctx.staged = staged_offset(session, rid)
+        ran = 0
+        for unit in units(pending, rows_per_transaction):
+            assert ctx is not None
+            try:
+                if unit[0].action == MANUAL:
+                    waiting = _reach_manual(engine, ctx, unit[0], worker, lease)
+                    if waiting is not None:
+                        return waiting.model_copy(update={"steps_run": ran})
+                    ran += 1  # skipped under a legal hold placed since planning
+                    continue
+                with session.begin():
+                    _run_unit(session, ctx, unit, worker, lease, on_step)
+            except _StepFailed as failed:
+                return _fail(engine, rid, worker, failed.seq, failed.cause)
+            except _LostLease:
+                with _session(engine) as other:
+                    state = get_request(other, rid).state
+                return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
+            ran += len(unit)
+            if on_step is not None:
+                for step in unit:
+                    on_step(step.seq, "committed")
     return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
 
 
@@ -561,16 +603,24 @@ def process_request(
     lease: dt.timedelta = DEFAULT_LEASE,
     on_step: StepHook | None = None,
     hooks: HookRegistry | None = None,
+    rows_per_transaction: int = DEFAULT_ROWS_PER_TRANSACTION,
 ) -> ProcessResult:
     """Process one approved request now (or resume an abandoned one) to the end.
 
     ``hooks`` run after each commit for the events it emitted (completed, Art. 19 ...).
     """
+    _check_budget(rows_per_transaction)
     worker = worker or default_worker_id()
     with _using(hooks):
         take(engine, rid, worker=worker, lease=lease)
         return run_claimed(
-            engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+            engine,
+            rid,
+            worker=worker,
+            export_dir=export_dir,
+            lease=lease,
+            on_step=on_step,
+            rows_per_transaction=rows_per_transaction,
         )
 
 
@@ -586,11 +636,13 @@ def work(
     on_step: StepHook | None = None,
     hooks: HookRegistry | None = None,
     due_soon: dt.timedelta = dt.timedelta(days=7),
+    rows_per_transaction: int = DEFAULT_ROWS_PER_TRANSACTION,
 ) -> WorkResult:
     """Claim and process requests until the queue is empty (``once``) or forever.
 
     Each pass over an empty queue also sends the due-soon and overdue notices.
     """
+    _check_budget(rows_per_transaction)
     worker = worker or default_worker_id()
     done: list[ProcessResult] = []
     with _using(hooks):
@@ -605,7 +657,13 @@ def work(
                 continue
             done.append(
                 run_claimed(
-                    engine, rid, worker=worker, export_dir=export_dir, lease=lease, on_step=on_step
+                    engine,
+                    rid,
+                    worker=worker,
+                    export_dir=export_dir,
+                    lease=lease,
+                    on_step=on_step,
+                    rows_per_transaction=rows_per_transaction,
                 )
             )
     return WorkResult(worker=worker, processed=done)
