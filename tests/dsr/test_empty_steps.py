@@ -27,7 +27,7 @@ from govern.dsr.workers import _Pending, run_claimed, take, units
 from govern.events.models import OutboxEvent
 
 from .conftest import approved_request
-from .test_resume import _kill_at, _pending_seqs, _step_audits
+from .test_resume import _kill_at, _pending_seqs, _step_audits, resume
 
 
 def _p(seq: int, action: str, rows: int) -> _Pending:
@@ -145,8 +145,8 @@ def test_thin_erasure_killed_at_every_step_resumes_exactly_once(
             assert set(runnable) - {x for g in done_units for x in g} == set(
                 _pending_seqs(engine, rid)
             )
-            result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
-            assert result.state == "completed"
+            finished = phase == "committed" and i == len(groups) - 1
+            resume(engine, rid, export_dir, finished=finished)
             assert _pending_seqs(engine, rid) == []
             audits = _step_audits(engine, rid)
             assert set(audits.values()) == {1}, f"a step ran twice after a kill at {seq}/{phase}"

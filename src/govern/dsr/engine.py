@@ -64,6 +64,8 @@ class PlannedStep:
 class Plan:
     steps: list[PlannedStep] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
+    subject_ref: str | None = None
+    """The subject's pseudonymous reference the plan counted with (see subject_ref)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -276,7 +278,7 @@ def build_plan(
     if subject_id is None:
         return plan
     tables = linked_tables(metadata)
-    ref = subject_ref(session, subject_id)
+    ref = plan.subject_ref = subject_ref(session, subject_id)
     counts = count_many(session, [t for t, _ in tables], subject_id, ref)
     if type in ("access", "portability"):
         for t, a in tables:

@@ -62,6 +62,7 @@ StepHook = Callable[[int, str], None]
 """Called with (step seq, phase): ``"executed"`` before the step commits, ``"committed"`` after."""
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
+_UNSET: Any = object()
 DEFAULT_ROWS_PER_TRANSACTION = 1000
 """Consecutive steps share a transaction while their planned rows add up to at most this."""
 DESTRUCTIVE = frozenset({"delete", "redact", "shred"})
@@ -130,6 +131,11 @@ def claim_next(
     engine: Engine, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
 ) -> uuid.UUID | None:
     """Claim the most urgent approved (or abandoned in-progress) request, or return None."""
+    job = _claim(engine, worker, lease)
+    return None if job is None else job.request_id
+
+
+def _claim(engine: Engine, worker: str, lease: dt.timedelta) -> _Job | None:
     now = utcnow()
     with _session(engine) as session, session.begin():
         rid = (
@@ -142,11 +148,41 @@ def claim_next(
         )
         if rid is None:
             return None
-        _start(session, rid, worker)
-        return rid
+        return _start(session, rid, worker)
 
 
-def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
+class _Pending(NamedTuple):
+    id: int
+    seq: int
+    table: str | None
+    action: str
+    planned_rows: int
+
+
+class _Job(NamedTuple):
+    """What running a claimed request needs, read in the claim's transaction."""
+
+    request_id: uuid.UUID
+    type: str
+    subject_id: uuid.UUID | None
+    corrections: dict[str, Any]
+    subject_ref: str | None
+    pending: list[_Pending]
+    staged: int
+
+
+def _load_job(session: Session, req: DsrRequest, ref: Any = _UNSET) -> _Job:
+    from govern.dsr.engine import staged_offset, subject_ref
+
+    rid = req.id
+    pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
+    if ref is _UNSET:
+        ref = subject_ref(session, req.subject_id) if req.subject_id is not None else None
+    staged = staged_offset(session, rid) if req.type in ("access", "portability") else 0
+    return _Job(rid, req.type, req.subject_id, dict(req.corrections or {}), ref, pending, staged)
+
+
+def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
     """Move a freshly claimed request to in_progress and store its plan (once)."""
     from govern.db import load_models
     from govern.dsr.engine import build_plan
@@ -177,7 +213,10 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> None:
         )
         _store_plan(session, rid, plan)
         req.outcome = {"exceptions": plan.exceptions} if plan.exceptions else {}
+        session.flush()
+        return _load_job(session, req, plan.subject_ref)
     session.flush()
+    return _load_job(session, req)
 
 
 def _store_plan(session: Session, rid: uuid.UUID, plan: Plan) -> None:
@@ -261,6 +300,10 @@ def take(
     engine: Engine, rid: uuid.UUID, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
 ) -> None:
     """Claim one named request (``govern dsr process ID``): approved, or abandoned in progress."""
+    _take(engine, rid, worker, lease)
+
+
+def _take(engine: Engine, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> _Job:
     now = utcnow()
     with _session(engine) as session, session.begin():
         res = session.execute(
@@ -280,7 +323,7 @@ def take(
                     f"request {rid} awaits a manual step: confirm it (govern dsr confirm) first"
                 )
             raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
-        _start(session, rid, worker)
+        return _start(session, rid, worker)
 
 
 class _LostLease(Exception):
@@ -293,14 +336,6 @@ class _StepFailed(Exception):
     def __init__(self, seq: int, cause: Exception) -> None:
         super().__init__(seq)
         self.seq, self.cause = seq, cause
-
-
-class _Pending(NamedTuple):
-    id: int
-    seq: int
-    table: str | None
-    action: str
-    planned_rows: int
 
 
 def _check_budget(rows_per_transaction: int) -> None:
@@ -433,38 +468,51 @@ def run_claimed(
     rows_per_transaction: int = DEFAULT_ROWS_PER_TRANSACTION,
 ) -> ProcessResult:
     """Run the pending steps of a request this worker holds, in the transactions
-    :func:`units` cuts them into.
+    :func:`units` cuts them into; the last one also completes the request.
 
     Each transaction first renews the lease (fencing out a worker whose lease expired) and
     then flips the checkpoints of its steps from ``pending`` to ``done`` together with their
     changes.
     """
-    from govern.db import load_models
-    from govern.dsr.engine import clear_staging, staged_offset, subject_ref
+    _check_budget(rows_per_transaction)
+    with _session(engine) as session, session.begin():
+        job = _load_job(session, get_request(session, rid))
+    return _run(engine, job, worker, export_dir, lease, on_step, rows_per_transaction)
 
-    metadata = load_models()
+
+def _run(
+    engine: Engine,
+    job: _Job,
+    worker: str,
+    export_dir: Path,
+    lease: dt.timedelta,
+    on_step: StepHook | None,
+    rows_per_transaction: int,
+) -> ProcessResult:
+    from govern.db import load_models
+    from govern.dsr.engine import clear_staging
+
+    rid = job.request_id
     export_dir.mkdir(parents=True, exist_ok=True)
+    ctx = None
+    if job.subject_id is not None:
+        ctx = StepContext(
+            request_id=rid,
+            type=job.type,
+            subject_id=job.subject_id,
+            corrections=job.corrections,
+            export_dir=export_dir,
+            metadata=load_models(),
+            subject_ref=job.subject_ref,
+            staged=job.staged,
+        )
+    cut = units(job.pending, rows_per_transaction)
+    ran = 0
     # one Session for the request's transactions (each unit begins and commits its own)
     with _session(engine) as session:
-        with session.begin():
-            req = get_request(session, rid)
-            pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
-            ctx = None
-            if req.subject_id is not None:
-                ctx = StepContext(
-                    request_id=rid,
-                    type=req.type,
-                    subject_id=req.subject_id,
-                    corrections=dict(req.corrections or {}),
-                    export_dir=export_dir,
-                    metadata=metadata,
-                    subject_ref=subject_ref(session, req.subject_id),
-                )
-                if req.type in ("access", "portability"):
-                    ctx.staged = staged_offset(session, rid)
-        ran = 0
-        for unit in units(pending, rows_per_transaction):
+        for i, unit in enumerate(cut):
             assert ctx is not None
+            last = i == len(cut) - 1
             try:
                 if unit[0].action == MANUAL:
                     waiting = _reach_manual(engine, ctx, unit[0], worker, lease)
@@ -474,6 +522,9 @@ def run_claimed(
                     continue
                 with session.begin():
                     _run_unit(session, ctx, unit, worker, lease, on_step)
+                    if last:
+                        # the last step's changes and the completion commit together
+                        done = _finish(session, rid, worker, ran + len(unit))
             except _StepFailed as failed:
                 return _fail(engine, rid, worker, failed.seq, failed.cause)
             except _LostLease:
@@ -484,6 +535,9 @@ def run_claimed(
             if on_step is not None:
                 for step in unit:
                     on_step(step.seq, "committed")
+            if last:
+                clear_staging(export_dir, rid)
+                return done
     return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
 
 
@@ -541,45 +595,51 @@ def _complete(
     lease: dt.timedelta,
     clear_staging: Callable[[Path, uuid.UUID], None],
 ) -> ProcessResult:
-    from govern.dsr.models import DsrExport
-
+    """Complete a request with no step left to run (in a transaction of its own)."""
     with _session(engine) as session, session.begin():
         if not _fence(session, rid, worker, lease):
             req = get_request(session, rid)
             return ProcessResult(request_id=rid, state=req.state, steps_run=ran, steps_total=0)
-        req = get_request(session, rid)
-        total, skipped = session.connection().execute(_TALLY, {"rid": rid}).one()
-        export = None
-        if req.type in ("access", "portability"):
-            export = session.scalars(
-                select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
-            ).first()
-        outcome = dict(req.outcome or {})
-        if skipped:
-            outcome["exceptions"] = [*outcome.get("exceptions", []), HOLD_PLACED]
-        if req.subject_id is None:
-            outcome["no_data_held"] = True
-        if export is not None:
-            outcome["package"] = {"sha256": export.sha256, "rows": export.rows}
-        req.outcome = outcome
-        reason = "no data held about this person" if req.subject_id is None else "all steps done"
-        transition(session, req, "completed", actor=worker, reason=reason)
-        lifecycle_event(session, req, "completed", exceptions=len(outcome.get("exceptions", [])))
-        req.completed_at = utcnow()
-        req.claimed_by, req.lease_expires_at = None, None
-        if req.type == "rectification":
-            # the corrected values now live in the tables; keep only which columns changed
-            req.corrections = dict.fromkeys(req.corrections or {}, "(applied)")
-        result = ProcessResult(
-            request_id=rid,
-            state=req.state,
-            steps_run=ran,
-            steps_total=int(total),
-            export_path=export.path if export is not None else None,
-            exceptions=list(outcome.get("exceptions", [])),
-        )
+        result = _finish(session, rid, worker, ran)
     clear_staging(export_dir, rid)
     return result
+
+
+def _finish(session: Session, rid: uuid.UUID, worker: str, ran: int) -> ProcessResult:
+    """Move the request (fenced: ours, in progress) to completed with its outcome."""
+    from govern.dsr.models import DsrExport
+
+    req = get_request(session, rid)
+    total, skipped = session.connection().execute(_TALLY, {"rid": rid}).one()
+    export = None
+    if req.type in ("access", "portability"):
+        export = session.scalars(
+            select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
+        ).first()
+    outcome = dict(req.outcome or {})
+    if skipped:
+        outcome["exceptions"] = [*outcome.get("exceptions", []), HOLD_PLACED]
+    if req.subject_id is None:
+        outcome["no_data_held"] = True
+    if export is not None:
+        outcome["package"] = {"sha256": export.sha256, "rows": export.rows}
+    req.outcome = outcome
+    req.completed_at = utcnow()
+    req.claimed_by, req.lease_expires_at = None, None
+    if req.type == "rectification":
+        # the corrected values now live in the tables; keep only which columns changed
+        req.corrections = dict.fromkeys(req.corrections or {}, "(applied)")
+    reason = "no data held about this person" if req.subject_id is None else "all steps done"
+    transition(session, req, "completed", actor=worker, reason=reason)
+    lifecycle_event(session, req, "completed", exceptions=len(outcome.get("exceptions", [])))
+    return ProcessResult(
+        request_id=rid,
+        state=req.state,
+        steps_run=ran,
+        steps_total=int(total),
+        export_path=export.path if export is not None else None,
+        exceptions=list(outcome.get("exceptions", [])),
+    )
 
 
 def _fail(engine: Engine, rid: uuid.UUID, worker: str, seq: int, exc: Exception) -> ProcessResult:
@@ -612,16 +672,8 @@ def process_request(
     _check_budget(rows_per_transaction)
     worker = worker or default_worker_id()
     with _using(hooks):
-        take(engine, rid, worker=worker, lease=lease)
-        return run_claimed(
-            engine,
-            rid,
-            worker=worker,
-            export_dir=export_dir,
-            lease=lease,
-            on_step=on_step,
-            rows_per_transaction=rows_per_transaction,
-        )
+        job = _take(engine, rid, worker, lease)
+        return _run(engine, job, worker, export_dir, lease, on_step, rows_per_transaction)
 
 
 def work(
@@ -648,24 +700,14 @@ def work(
     with _using(hooks):
         _sweep(engine, due_soon)
         while max_requests is None or len(done) < max_requests:
-            rid = claim_next(engine, worker=worker, lease=lease)
-            if rid is None:
+            job = _claim(engine, worker, lease)
+            if job is None:
                 if once:
                     break
                 time.sleep(poll)
                 _sweep(engine, due_soon)
                 continue
-            done.append(
-                run_claimed(
-                    engine,
-                    rid,
-                    worker=worker,
-                    export_dir=export_dir,
-                    lease=lease,
-                    on_step=on_step,
-                    rows_per_transaction=rows_per_transaction,
-                )
-            )
+            done.append(_run(engine, job, worker, export_dir, lease, on_step, rows_per_transaction))
     return WorkResult(worker=worker, processed=done)
 
 
