@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import (
     ColumnElement,
@@ -408,6 +408,20 @@ class StepContext:
     subject_ref: str | None = None
     staged: int = 0
     """Where the steps run so far end in the request's staging file (see write_table)."""
+    notices: list[dict[str, Any]] | None = None
+    """When a list, the steps' Art. 19 events wait here for :func:`emit_notices`."""
+    stage: BinaryIO | None = None
+    """The staging file, open while the worker runs the request (see :func:`write_table`)."""
+
+    def flush_stage(self) -> None:
+        """Hand what the steps staged to the OS (before their transaction commits)."""
+        if self.stage is not None:
+            self.stage.flush()
+
+    def close_stage(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
 
 
 def run_step(session: Session, ctx: StepContext, table_name: str | None, action: str) -> int:
@@ -545,14 +559,17 @@ def _notify(
     rows: int,
     **extra: str,
 ) -> None:
-    """An Art. 19 event for recipients of the data: keys, table and column names only."""
-    events.emit(
-        session,
-        type=type,
-        aggregate_type="subject",
-        aggregate_id=ctx.subject_id,
-        subject=str(ctx.subject_id),
-        data={
+    """An Art. 19 event for recipients of the data: keys, table and column names only.
+
+    Emitted at once, or collected in ``ctx.notices`` when the caller (the worker, for a
+    transaction of several steps) writes them together with :func:`emit_notices`.
+    """
+    event: dict[str, Any] = {
+        "type": type,
+        "aggregate_type": "subject",
+        "aggregate_id": ctx.subject_id,
+        "subject": str(ctx.subject_id),
+        "data": {
             "request_id": str(ctx.request_id),
             "subject_id": str(ctx.subject_id),
             "table": table,
@@ -561,7 +578,22 @@ def _notify(
             "rows": rows,
             **extra,
         },
-    )
+    }
+    if ctx.notices is not None:
+        ctx.notices.append(event)
+    else:
+        events.emit(session, **event)
+
+
+def emit_notices(session: Session, ctx: StepContext) -> None:
+    """Write the Art. 19 events collected in ``ctx.notices`` (in step order) and clear them."""
+    if not ctx.notices:
+        return
+    if len(ctx.notices) == 1:
+        events.emit(session, **ctx.notices[0])
+    else:
+        events.emit_many(session, ctx.notices)
+    ctx.notices.clear()
 
 
 def _python_type(col: Any) -> type | None:
@@ -654,36 +686,46 @@ def _read_stmt(table: Table) -> Select[Any]:
     return stmt.execution_options(yield_per=2000)
 
 
+def _open_stage(ctx: StepContext) -> BinaryIO:
+    if ctx.stage is None:
+        path = staging_file(ctx.export_dir, ctx.request_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = path.open("r+b" if path.exists() else "w+b")
+        if f.seek(0, os.SEEK_END) > ctx.staged:
+            f.truncate(ctx.staged)  # what a transaction that did not commit appended
+        ctx.stage = f
+    return ctx.stage
+
+
 def write_table(session: Session, ctx: StepContext, table: Table) -> int:
     """Append one table's rows of the subject to the request's staging file.
 
-    The step starts at ``ctx.staged``, where the steps already run end (anything after it
-    was written by a step whose transaction did not commit, and is cut off), and leaves
-    ``ctx.staged`` at its own end, which its checkpoint records. The block is a header line
-    (table and columns) and one line per row: the row as the package's JSON file carries it.
-    Rows come through a server-side cursor in batches, so memory stays flat however many
-    rows the subject has; one file per request keeps file creation (slow on many file
-    systems) out of the per-table cost.
+    The step starts at ``ctx.staged``, where the steps already run end (when the file is
+    opened, anything after it was written by a transaction that did not commit, and is cut
+    off), and leaves ``ctx.staged`` at its own end, which its checkpoint records. The block
+    is a header line (table and columns) and one line per row: the row as the package's
+    JSON file carries it. Rows come through a server-side cursor in batches, so memory stays
+    flat however many rows the subject has. One file per request, kept open while the
+    worker runs it, keeps file creation (slow on many file systems) out of the per-table
+    cost; the worker flushes it before each commit.
     """
-    path = staging_file(ctx.export_dir, ctx.request_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     names = [c.name for c in exported_columns(table)]
-    result = session.execute(_read_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
+    conn = session.connection()
+    result = conn.execute(_read_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
     n = 0
     dumps = json.dumps
-    with path.open("r+b" if path.exists() else "w+b") as f:
-        f.truncate(ctx.staged)
-        f.seek(ctx.staged)
-        lines = [dumps({"table": table.name, "columns": names})]
-        for row in result:
-            lines.append(dumps(dict(zip(names, map(_jsonable, row), strict=True))))
-            n += 1
-            if len(lines) >= 1000:
-                f.write(("\n".join(lines) + "\n").encode())
-                lines.clear()
-        if lines:
+    f = _open_stage(ctx)
+    f.seek(ctx.staged)
+    lines = [dumps({"table": table.name, "columns": names})]
+    for row in result:
+        lines.append(dumps(dict(zip(names, map(_jsonable, row), strict=True))))
+        n += 1
+        if len(lines) >= 1000:
             f.write(("\n".join(lines) + "\n").encode())
-        ctx.staged = f.tell()
+            lines.clear()
+    if lines:
+        f.write(("\n".join(lines) + "\n").encode())
+    ctx.staged = f.tell()
     return n  # the step's checkpoint keeps the count (and ctx.staged) for the package
 
 
@@ -691,12 +733,24 @@ def staged_offset(session: Session, request_id: uuid.UUID) -> int:
     """Where the committed ``read`` steps of a request end in its staging file."""
     from govern.dsr.models import DsrStep
 
-    done = session.execute(
-        select(func.max(DsrStep.staged_to)).where(
-            DsrStep.request_id == request_id, DsrStep.status == "done"
-        )
-    ).scalar()
+    done = session.connection().execute(_staged_stmt(DsrStep), {"rid": request_id}).scalar()
     return int(done or 0)
+
+
+@functools.cache
+def _staged_stmt(step: Any) -> Select[tuple[int | None]]:
+    return select(func.max(step.staged_to)).where(
+        step.request_id == bindparam("rid"), step.status == "done"
+    )
+
+
+@functools.cache
+def _blocks_stmt(step: Any) -> Select[tuple[str | None, int | None, int | None]]:
+    return (
+        select(step.table_name, step.rows_affected, step.staged_to)
+        .where(step.request_id == bindparam("rid"), step.action == "read")
+        .order_by(step.seq)
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -781,11 +835,8 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
 
     blocks: dict[str, tuple[int, int, int]] = {}
     start = 0
-    for name, n, end in session.execute(
-        select(DsrStep.table_name, DsrStep.rows_affected, DsrStep.staged_to)
-        .where(DsrStep.request_id == ctx.request_id, DsrStep.action == "read")
-        .order_by(DsrStep.seq)
-    ):
+    rid = {"rid": ctx.request_id}
+    for name, n, end in session.connection().execute(_blocks_stmt(DsrStep), rid):
         blocks[str(name)] = (start, int(end), int(n or 0))
         start = int(end)
     entries: list[dict[str, Any]] = []
@@ -793,6 +844,7 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
     final = ctx.export_dir / f"{ctx.request_id}.zip"
     tmp = ctx.export_dir / f"{ctx.request_id}.zip.tmp"
     staged = staging_file(ctx.export_dir, ctx.request_id)
+    ctx.flush_stage()
     members = sorted(f"{t}{ext}" for t in blocks for ext in (".json", ".csv"))
     with (
         staged.open("rb") if blocks else open(os.devnull, "rb") as src,

@@ -385,37 +385,43 @@ def units(
     return out
 
 
-def _checkpoint(
-    conn: Connection,
-    step: _Pending,
-    status: str,
-    rows: int,
-    worker: str,
-    why: str | None,
-    staged_to: int | None = None,
-) -> dict[str, Any]:
-    """Flip a step's checkpoint from ``pending`` (fenced: our claim only); its audit detail."""
-    res = conn.execute(
-        _CHECKPOINT,
+class _Done(NamedTuple):
+    step: _Pending
+    status: str
+    rows: int
+    why: str | None = None
+    staged_to: int | None = None
+
+
+def _checkpoint(conn: Connection, done: Sequence[_Done], worker: str) -> list[dict[str, Any]]:
+    """Flip steps' checkpoints from ``pending`` (one statement; fenced: our claim only);
+    returns their audit details."""
+    at = utcnow()
+    params = [
         {
-            "step_id": step.id,
-            "new_status": status,
-            "rows": rows,
-            "at": utcnow(),
+            "step_id": d.step.id,
+            "new_status": d.status,
+            "rows": d.rows,
+            "at": at,
             "by": worker,
-            "why": why,
-            "staged_to": staged_to,
-        },
-    )
-    if int(res.rowcount) != 1:
+            "why": d.why,
+            "staged_to": d.staged_to,
+        }
+        for d in done
+    ]
+    res = conn.execute(_CHECKPOINT, params if len(params) > 1 else params[0])
+    if int(res.rowcount) != len(params):
         raise _LostLease
-    return {
-        "seq": step.seq,
-        "table": step.table,
-        "action": step.action,
-        "status": status,
-        "rows": rows,
-    }
+    return [
+        {
+            "seq": d.step.seq,
+            "table": d.step.table,
+            "action": d.step.action,
+            "status": d.status,
+            "rows": d.rows,
+        }
+        for d in done
+    ]
 
 
 def _run_unit(
@@ -426,24 +432,45 @@ def _run_unit(
     lease: dt.timedelta,
     on_step: StepHook | None,
 ) -> None:
-    """Run a unit's steps and checkpoint them in ``session``'s one transaction."""
-    from govern.dsr.engine import run_step
+    """Run a unit's steps and checkpoint them in ``session``'s one transaction.
+
+    Legal holds are checked once, before the unit's first destructive step (the fence has
+    taken the request's lock by then); the steps' Art. 19 events are written together after
+    the last step, in step order.
+    """
+    from govern.dsr.engine import emit_notices, run_step
 
     if not _fence(session, ctx.request_id, worker, lease):
         raise _LostLease
-    conn = session.connection()
-    details = []
-    for step in unit:
-        status, rows, exception = "done", 0, None
-        if step.action in DESTRUCTIVE and _held(session, ctx.subject_id):
-            status, exception = "skipped", HOLD_PLACED
-        else:
+    done: list[_Done] = []
+    details: list[dict[str, Any]] = []
+    held: bool | None = None
+    ctx.notices = []
+    try:
+        for step in unit:
+            if step.action == "package" and done:
+                # the package reads the read steps' checkpoints (counts, staging offsets)
+                details += _checkpoint(session.connection(), done, worker)
+                done = []
+            if step.action in DESTRUCTIVE:
+                if held is None:
+                    held = _held(session, ctx.subject_id)
+                if held:
+                    done.append(_Done(step, "skipped", 0, HOLD_PLACED))
+                    continue
             try:
                 rows = run_step(session, ctx, step.table, step.action)
             except Exception as exc:
                 raise _StepFailed(step.seq, exc) from exc
-        staged = ctx.staged if step.action == "read" else None
-        details.append(_checkpoint(conn, step, status, rows, worker, exception, staged))
+            done.append(
+                _Done(step, "done", rows, None, ctx.staged if step.action == "read" else None)
+            )
+        emit_notices(session, ctx)
+        ctx.flush_stage()
+    finally:
+        ctx.notices = None
+    if done:
+        details += _checkpoint(session.connection(), done, worker)
     audit.record_many(
         session,
         actor=worker,
@@ -490,7 +517,6 @@ def _run(
     rows_per_transaction: int,
 ) -> ProcessResult:
     from govern.db import load_models
-    from govern.dsr.engine import clear_staging
 
     rid = job.request_id
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -507,6 +533,26 @@ def _run(
             staged=job.staged,
         )
     cut = units(job.pending, rows_per_transaction)
+    try:
+        return _run_units(engine, job, ctx, cut, worker, export_dir, lease, on_step)
+    finally:
+        if ctx is not None:
+            ctx.close_stage()
+
+
+def _run_units(
+    engine: Engine,
+    job: _Job,
+    ctx: StepContext | None,
+    cut: list[list[_Pending]],
+    worker: str,
+    export_dir: Path,
+    lease: dt.timedelta,
+    on_step: StepHook | None,
+) -> ProcessResult:
+    from govern.dsr.engine import clear_staging
+
+    rid = job.request_id
     ran = 0
     # one Session for the request's transactions (each unit begins and commits its own)
     with _session(engine) as session:
@@ -536,6 +582,7 @@ def _run(
                 for step in unit:
                     on_step(step.seq, "committed")
             if last:
+                ctx.close_stage()
                 clear_staging(export_dir, rid)
                 return done
     return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
@@ -555,7 +602,9 @@ def _reach_manual(
         if not _fence(session, rid, worker, lease):
             raise _LostLease
         if ctx.type == "erasure" and _held(session, ctx.subject_id):
-            detail = _checkpoint(session.connection(), step, "skipped", 0, worker, HOLD_PLACED)
+            (detail,) = _checkpoint(
+                session.connection(), [_Done(step, "skipped", 0, HOLD_PLACED)], worker
+            )
             audit.record(
                 session,
                 actor=worker,
