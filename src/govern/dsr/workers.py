@@ -188,21 +188,12 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
     from govern.dsr.engine import build_plan
 
     req = get_request(session, rid)
-    if req.state == "approved":
-        transition(session, req, "in_progress", actor=worker, reason="claimed by a worker")
-        # resumed after a manual step's confirmation (or a retry): the first start stays
-        req.started_at = req.started_at or utcnow()
-    else:
-        audit.record(
-            session,
-            actor=worker,
-            action="dsr.resume",
-            target_type="dsr_request",
-            target_id=str(rid),
-        )
-    has_plan = session.connection().execute(_HAS_PLAN, {"rid": rid}).first()
-    if has_plan is None:
-        held = req.subject_id is not None and _held(session, req.subject_id)
+    plan = None
+    if session.connection().execute(_HAS_PLAN, {"rid": rid}).first() is None:
+        # a legal hold shapes an erasure's plan only (the other rights are answered as usual)
+        held = False
+        if req.type == "erasure" and req.subject_id is not None:
+            held = _held(session, req.subject_id)
         plan = build_plan(
             session,
             load_models(),
@@ -211,12 +202,24 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
             corrections=req.corrections or {},
             held=held,
         )
-        _store_plan(session, rid, plan)
         req.outcome = {"exceptions": plan.exceptions} if plan.exceptions else {}
+    if req.state == "approved":
+        # resumed after a manual step's confirmation (or a retry): the first start stays
+        req.started_at = req.started_at or utcnow()
+        transition(session, req, "in_progress", actor=worker, reason="claimed by a worker")
+    else:
+        audit.record(
+            session,
+            actor=worker,
+            action="dsr.resume",
+            target_type="dsr_request",
+            target_id=str(rid),
+        )
+    if plan is None:
         session.flush()
-        return _load_job(session, req, plan.subject_ref)
-    session.flush()
-    return _load_job(session, req)
+        return _load_job(session, req)
+    _store_plan(session, rid, plan)
+    return _load_job(session, req, plan.subject_ref)
 
 
 def _store_plan(session: Session, rid: uuid.UUID, plan: Plan) -> None:
