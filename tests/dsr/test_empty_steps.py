@@ -142,9 +142,9 @@ def test_thin_erasure_killed_at_every_step_resumes_exactly_once(
             # all of a group commits, or none of it
             done_units = groups[: i + 1] if phase == "committed" else groups[:i]
             assert {x for g in done_units for x in g} == set(_step_audits(engine, rid))
-            assert set(runnable) - {x for g in done_units for x in g} == set(
-                _pending_seqs(engine, rid)
-            )
+            # a kill in the first transaction undid the claim and its stored plan as well
+            left = set(runnable) - {x for g in done_units for x in g} if done_units else set()
+            assert left == set(_pending_seqs(engine, rid))
             finished = phase == "committed" and i == len(groups) - 1
             resume(engine, rid, export_dir, finished=finished)
             assert _pending_seqs(engine, rid) == []

@@ -351,3 +351,54 @@ def test_erasure_removes_the_subjects_retention_quarantine_copies(
     with transaction(engine) as s:
         steps = {(st.table, st.action, st.rows) for st in dsr.plan(s, rid).steps}
     assert ("retention_quarantine", "delete", 1) in steps
+
+
+def _block_deletes(engine: Engine, table: str) -> None:
+    """A database trigger that refuses deletes from ``table`` (as a host's own rule might)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER block_{table} BEFORE DELETE ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'deletes refused'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'deletes refused'; END $$"
+            )
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER block_{table} BEFORE DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_delete()"
+            )
+
+
+@pytest.mark.parametrize("budget", [0, dsr.DEFAULT_ROWS_PER_TRANSACTION])
+def test_a_failing_step_fails_the_request_and_rolls_back_its_transaction(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path, budget: int
+) -> None:
+    """A step the database refuses: its transaction rolls back (with the claim, when it is
+    the first), the request is failed with the step and error class (never the message),
+    and the steps of earlier, committed transactions stay done."""
+    with transaction(engine) as s:
+        sid = populate_subject(s)
+    rid = _request(engine, calendar, sid, "erasure")
+    _block_deletes(engine, "analytics_events")
+    result = dsr.process_request(engine, rid, export_dir=export_dir, rows_per_transaction=budget)
+    assert result.state == "failed"
+    with transaction(engine) as s:
+        shown = dsr.show(s, rid)
+        assert shown.request.outcome["error"].endswith("Error")
+        assert "refused" not in json.dumps(shown.request.outcome)
+        failing = next(st for st in shown.steps if st.table == "analytics_events")
+        assert shown.request.outcome["error"].startswith(f"step {failing.seq}:")
+        assert failing.status == "pending"
+        assert _count(s, analytics.AnalyticsEvent, subject_id=sid) == 5
+        done = {st.seq for st in shown.steps if st.status == "done"}
+        if budget == 0:
+            # the steps before it committed one by one (withdraw, redactions, deletes...)
+            assert done and max(done) < failing.seq
+        else:
+            # all in one transaction with the claim: nothing of it stayed
+            assert done == set()
+            assert s.get(core.Subject, sid).email is not None  # type: ignore[union-attr]
+        assert [t.to_state for t in shown.transitions][-2:] == ["in_progress", "failed"]

@@ -85,10 +85,14 @@ def resume(
     engine: Engine, rid: uuid.UUID, export_dir: Path, *, finished: bool
 ) -> ProcessResult | None:
     """Resume a killed worker's request. A kill right after the last transaction's commit
-    (``finished``) finds it completed already: that transaction also completes it."""
+    (``finished``) finds it completed already: that transaction also completes it. A kill
+    inside the first transaction undid the claim too: the request is still approved."""
     with transaction(engine) as s:
         state = dsr.show(s, rid).request.state
-    assert state == ("completed" if finished else "in_progress")
+    if finished:
+        assert state == "completed"
+    else:
+        assert state in ("approved", "in_progress")
     if finished:
         return None
     result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
@@ -195,3 +199,21 @@ def test_access_killed_at_every_step_gives_a_complete_package(
         assert len(events) == 3
         assert manifest["tables"] == len(steps) - 1
         assert set(_step_audits(engine, rid).values()) == {1}
+
+
+def test_kill_in_the_first_transaction_undoes_the_claim(
+    engine: Engine, migrated_url: str, kek: str, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    """The claim, the stored plan and the first transaction's steps commit together: a worker
+    killed in them leaves the request approved, with no plan, and any worker takes it at
+    once (no lease to wait for)."""
+    sid, rid = _new_request(engine, calendar, "erasure")
+    first = _runnable(engine, rid)[0]
+    assert _kill_at(migrated_url, kek, rid, export_dir, first, "executed") == -9
+    with transaction(engine) as s:
+        assert dsr.show(s, rid).request.state == "approved"
+    assert _pending_seqs(engine, rid) == []
+    assert _step_audits(engine, rid) == {}
+    result = dsr.work(engine, export_dir=export_dir, once=True, worker="next")
+    assert [p.state for p in result.processed] == ["completed"]
+    assert set(_step_audits(engine, rid).values()) == {1}

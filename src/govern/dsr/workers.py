@@ -131,24 +131,20 @@ def claim_next(
     engine: Engine, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
 ) -> uuid.UUID | None:
     """Claim the most urgent approved (or abandoned in-progress) request, or return None."""
-    job = _claim(engine, worker, lease)
-    return None if job is None else job.request_id
-
-
-def _claim(engine: Engine, worker: str, lease: dt.timedelta) -> _Job | None:
-    now = utcnow()
     with _session(engine) as session, session.begin():
-        rid = (
-            session.connection()
-            .execute(
-                _claim_stmt(),
-                {"now": now, "worker": worker, "until": now + lease},
-            )
-            .scalar()
-        )
-        if rid is None:
-            return None
-        return _start(session, rid, worker)
+        job = _claim(session, worker, lease)
+        return None if job is None else job.request_id
+
+
+def _claim(session: Session, worker: str, lease: dt.timedelta) -> _Job | None:
+    """In ``session``'s transaction: claim the most urgent request and start it."""
+    now = utcnow()
+    rid = (
+        session.connection()
+        .execute(_claim_stmt(), {"now": now, "worker": worker, "until": now + lease})
+        .scalar()
+    )
+    return None if rid is None else _start(session, rid, worker)
 
 
 class _Pending(NamedTuple):
@@ -303,30 +299,36 @@ def take(
     engine: Engine, rid: uuid.UUID, *, worker: str, lease: dt.timedelta = DEFAULT_LEASE
 ) -> None:
     """Claim one named request (``govern dsr process ID``): approved, or abandoned in progress."""
-    _take(engine, rid, worker, lease)
-
-
-def _take(engine: Engine, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> _Job:
-    now = utcnow()
     with _session(engine) as session, session.begin():
-        res = session.execute(
-            update(DsrRequest)
-            .where(DsrRequest.id == rid, _claimable(now))  # type: ignore[arg-type]
-            .values(claimed_by=worker, lease_expires_at=now + lease)
-        )
-        if int(res.rowcount) != 1:  # type: ignore[attr-defined]
-            req = get_request(session, rid)
-            if req.state == "in_progress":
-                raise IllegalTransitionError(
-                    f"request {rid} is being processed by another worker (lease until"
-                    f" {req.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC)"
-                )
-            if req.state == "awaiting_action":
-                raise ManualStepError(
-                    f"request {rid} awaits a manual step: confirm it (govern dsr confirm) first"
-                )
-            raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
-        return _start(session, rid, worker)
+        _take(session, rid, worker, lease)
+
+
+def _take(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> _Job:
+    """In ``session``'s transaction: claim the named request and start it, or raise."""
+    if not _grab(session, rid, worker, lease):
+        req = get_request(session, rid)
+        if req.state == "in_progress":
+            raise IllegalTransitionError(
+                f"request {rid} is being processed by another worker (lease until"
+                f" {req.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        if req.state == "awaiting_action":
+            raise ManualStepError(
+                f"request {rid} awaits a manual step: confirm it (govern dsr confirm) first"
+            )
+        raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
+    return _start(session, rid, worker)
+
+
+def _grab(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:
+    """Claim the named request if it is claimable (approved, or its lease expired)."""
+    now = utcnow()
+    res = session.execute(
+        update(DsrRequest)
+        .where(DsrRequest.id == rid, _claimable(now))  # type: ignore[arg-type]
+        .values(claimed_by=worker, lease_expires_at=now + lease)
+    )
+    return int(res.rowcount) == 1  # type: ignore[attr-defined]
 
 
 class _LostLease(Exception):
@@ -434,6 +436,8 @@ def _run_unit(
     worker: str,
     lease: dt.timedelta,
     on_step: StepHook | None,
+    *,
+    fence: bool = True,
 ) -> None:
     """Run a unit's steps and checkpoint them in ``session``'s one transaction.
 
@@ -443,7 +447,7 @@ def _run_unit(
     """
     from govern.dsr.engine import emit_notices, run_step
 
-    if not _fence(session, ctx.request_id, worker, lease):
+    if fence and not _fence(session, ctx.request_id, worker, lease):
         raise _LostLease
     done: list[_Done] = []
     details: list[dict[str, Any]] = []
@@ -497,98 +501,150 @@ def run_claimed(
     on_step: StepHook | None = None,
     rows_per_transaction: int = DEFAULT_ROWS_PER_TRANSACTION,
 ) -> ProcessResult:
-    """Run the pending steps of a request this worker holds, in the transactions
-    :func:`units` cuts them into; the last one also completes the request.
+    """Run the pending steps of a request this worker holds (its claim committed), in the
+    transactions :func:`units` cuts them into; the last one also completes the request.
 
     Each transaction first renews the lease (fencing out a worker whose lease expired) and
     then flips the checkpoints of its steps from ``pending`` to ``done`` together with their
     changes.
     """
     _check_budget(rows_per_transaction)
-    with _session(engine) as session, session.begin():
-        job = _load_job(session, get_request(session, rid))
-    return _run(engine, job, worker, export_dir, lease, on_step, rows_per_transaction)
+
+    def resume(session: Session) -> _Job:
+        if not _fence(session, rid, worker, lease):
+            raise _LostLease
+        return _load_job(session, get_request(session, rid))
+
+    run = _Run(worker, export_dir, lease, on_step, rows_per_transaction)
+    out = _process(engine, run, resume, fresh=False, rid=rid)
+    assert out is not None
+    return out
 
 
-def _run(
-    engine: Engine,
-    job: _Job,
-    worker: str,
-    export_dir: Path,
-    lease: dt.timedelta,
-    on_step: StepHook | None,
-    rows_per_transaction: int,
-) -> ProcessResult:
+class _Run(NamedTuple):
+    """How a worker runs requests."""
+
+    worker: str
+    export_dir: Path
+    lease: dt.timedelta
+    on_step: StepHook | None
+    rows_per_transaction: int
+
+
+def _context(job: _Job, export_dir: Path) -> StepContext | None:
     from govern.db import load_models
 
-    rid = job.request_id
-    export_dir.mkdir(parents=True, exist_ok=True)
-    ctx = None
-    if job.subject_id is not None:
-        ctx = StepContext(
-            request_id=rid,
-            type=job.type,
-            subject_id=job.subject_id,
-            corrections=job.corrections,
-            export_dir=export_dir,
-            metadata=load_models(),
-            subject_ref=job.subject_ref,
-            staged=job.staged,
-        )
-    cut = units(job.pending, rows_per_transaction)
-    try:
-        return _run_units(engine, job, ctx, cut, worker, export_dir, lease, on_step)
-    finally:
-        if ctx is not None:
-            ctx.close_stage()
+    if job.subject_id is None:
+        return None
+    return StepContext(
+        request_id=job.request_id,
+        type=job.type,
+        subject_id=job.subject_id,
+        corrections=job.corrections,
+        export_dir=export_dir,
+        metadata=load_models(),
+        subject_ref=job.subject_ref,
+        staged=job.staged,
+    )
 
 
-def _run_units(
+def _committed(on_step: StepHook | None, unit: Sequence[_Pending]) -> None:
+    if on_step is not None:
+        for step in unit:
+            on_step(step.seq, "committed")
+
+
+def _process(
     engine: Engine,
-    job: _Job,
-    ctx: StepContext | None,
-    cut: list[list[_Pending]],
-    worker: str,
-    export_dir: Path,
-    lease: dt.timedelta,
-    on_step: StepHook | None,
-) -> ProcessResult:
+    run: _Run,
+    begin: Callable[[Session], _Job | None],
+    *,
+    fresh: bool,
+    rid: uuid.UUID | None = None,
+) -> ProcessResult | None:
+    """Start a request with ``begin`` (a claim, or a resume; None: nothing to claim) and
+    run it to the end in one Session.
+
+    ``begin``, the stored plan and the first transaction's steps commit together: a worker
+    that dies in them leaves a ``fresh`` claim undone (the request is claimable at once).
+    Every later transaction renews the lease first; the last one also completes the request.
+    """
     from govern.dsr.engine import clear_staging
 
-    rid = job.request_id
-    ran = 0
-    # one Session for the request's transactions (each unit begins and commits its own)
+    worker, export_dir, lease, on_step, budget = run
+    export_dir.mkdir(parents=True, exist_ok=True)
+    ctx: StepContext | None = None
     with _session(engine) as session:
-        for i, unit in enumerate(cut):
-            assert ctx is not None
-            last = i == len(cut) - 1
+        try:
             try:
-                if unit[0].action == MANUAL:
-                    waiting = _reach_manual(engine, ctx, unit[0], worker, lease)
-                    if waiting is not None:
-                        return waiting.model_copy(update={"steps_run": ran})
-                    ran += 1  # skipped under a legal hold placed since planning
-                    continue
                 with session.begin():
-                    _run_unit(session, ctx, unit, worker, lease, on_step)
-                    if last:
-                        # the last step's changes and the completion commit together
-                        done = _finish(session, rid, worker, ran + len(unit))
+                    job = begin(session)
+                    if job is None:
+                        return None
+                    rid = job.request_id
+                    ctx = _context(job, export_dir)
+                    cut = units(job.pending, budget)
+                    first = cut.pop(0) if cut and cut[0][0].action != MANUAL else []
+                    if first:
+                        assert ctx is not None
+                        _run_unit(session, ctx, first, worker, lease, on_step, fence=False)
+                    done = None if cut else _finish(session, rid, worker, len(first))
             except _StepFailed as failed:
-                return _fail(engine, rid, worker, failed.seq, failed.cause)
+                assert rid is not None
+                return _fail(engine, rid, run, failed, reclaim=fresh)
             except _LostLease:
-                with _session(engine) as other:
-                    state = get_request(other, rid).state
-                return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
-            ran += len(unit)
-            if on_step is not None:
-                for step in unit:
-                    on_step(step.seq, "committed")
-            if last:
+                assert rid is not None
+                return _lost(engine, rid, 0)
+            ran = len(first)
+            _committed(on_step, first)
+            if done is not None:
+                return _done(ctx, export_dir, done, clear_staging)
+            for i, unit in enumerate(cut):
+                assert ctx is not None
+                try:
+                    if unit[0].action == MANUAL:
+                        waiting = _reach_manual(engine, ctx, unit[0], worker, lease)
+                        if waiting is not None:
+                            return waiting.model_copy(update={"steps_run": ran})
+                        ran += 1  # skipped under a legal hold placed since planning
+                        continue
+                    with session.begin():
+                        _run_unit(session, ctx, unit, worker, lease, on_step)
+                        if i == len(cut) - 1:
+                            # the last step's changes and the completion commit together
+                            done = _finish(session, rid, worker, ran + len(unit))
+                except _StepFailed as failed:
+                    return _fail(engine, rid, run, failed)
+                except _LostLease:
+                    return _lost(engine, rid, ran)
+                ran += len(unit)
+                _committed(on_step, unit)
+                if done is not None:
+                    return _done(ctx, export_dir, done, clear_staging)
+            # the last step was a manual one, skipped under a legal hold
+            return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
+        finally:
+            if ctx is not None:
                 ctx.close_stage()
-                clear_staging(export_dir, rid)
-                return done
-    return _complete(engine, rid, worker, export_dir, ran, lease, clear_staging)
+
+
+def _done(
+    ctx: StepContext | None,
+    export_dir: Path,
+    result: ProcessResult,
+    clear_staging: Callable[[Path, uuid.UUID], None],
+) -> ProcessResult:
+    if ctx is not None:
+        ctx.close_stage()
+    clear_staging(export_dir, result.request_id)
+    return result
+
+
+def _lost(engine: Engine, rid: uuid.UUID, ran: int) -> ProcessResult:
+    """Another worker took the request over: report its state, change nothing."""
+    with _session(engine) as other:
+        state = get_request(other, rid).state
+    return ProcessResult(request_id=rid, state=state, steps_run=ran, steps_total=0)
 
 
 def _reach_manual(
@@ -694,15 +750,25 @@ def _finish(session: Session, rid: uuid.UUID, worker: str, ran: int) -> ProcessR
     )
 
 
-def _fail(engine: Engine, rid: uuid.UUID, worker: str, seq: int, exc: Exception) -> ProcessResult:
-    """Record a failed step (by error class only: messages may quote data) and stop."""
+def _fail(
+    engine: Engine, rid: uuid.UUID, run: _Run, failed: _StepFailed, *, reclaim: bool = False
+) -> ProcessResult:
+    """Record a failed step (by error class only: messages may quote data) and stop.
+
+    ``reclaim``: the claim rolled back with the failed step (they shared a transaction), so
+    it is taken again first; when another worker took the request in between, nothing is
+    recorded here.
+    """
+    worker, seq, name = run.worker, failed.seq, type(failed.cause).__name__
     with _session(engine) as session, session.begin():
+        if reclaim:
+            if not _grab(session, rid, worker, run.lease):
+                return _lost(engine, rid, 0)
+            _start(session, rid, worker)
         req = get_request(session, rid)
-        req.outcome = {**(req.outcome or {}), "error": f"step {seq}: {type(exc).__name__}"}
-        transition(
-            session, req, "failed", actor=worker, reason=f"step {seq} failed: {type(exc).__name__}"
-        )
+        req.outcome = {**(req.outcome or {}), "error": f"step {seq}: {name}"}
         req.claimed_by, req.lease_expires_at = None, None
+        transition(session, req, "failed", actor=worker, reason=f"step {seq} failed: {name}")
         return ProcessResult(request_id=rid, state=req.state, steps_run=0, steps_total=0)
 
 
@@ -723,9 +789,13 @@ def process_request(
     """
     _check_budget(rows_per_transaction)
     worker = worker or default_worker_id()
+    run = _Run(worker, export_dir, lease, on_step, rows_per_transaction)
     with _using(hooks):
-        job = _take(engine, rid, worker, lease)
-        return _run(engine, job, worker, export_dir, lease, on_step, rows_per_transaction)
+        out = _process(
+            engine, run, lambda session: _take(session, rid, worker, lease), fresh=True, rid=rid
+        )
+        assert out is not None
+        return out
 
 
 def work(
@@ -748,18 +818,23 @@ def work(
     """
     _check_budget(rows_per_transaction)
     worker = worker or default_worker_id()
+    run = _Run(worker, export_dir, lease, on_step, rows_per_transaction)
+
+    def claim(session: Session) -> _Job | None:
+        return _claim(session, run.worker, lease)
+
     done: list[ProcessResult] = []
     with _using(hooks):
         _sweep(engine, due_soon)
         while max_requests is None or len(done) < max_requests:
-            job = _claim(engine, worker, lease)
-            if job is None:
+            result = _process(engine, run, claim, fresh=True)
+            if result is None:
                 if once:
                     break
                 time.sleep(poll)
                 _sweep(engine, due_soon)
                 continue
-            done.append(_run(engine, job, worker, export_dir, lease, on_step, rows_per_transaction))
+            done.append(result)
     return WorkResult(worker=worker, processed=done)
 
 
