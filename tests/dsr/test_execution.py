@@ -396,7 +396,8 @@ def test_a_failing_step_fails_the_request_and_rolls_back_its_transaction(
         done = {st.seq for st in shown.steps if st.status == "done"}
         if budget == 0:
             # the steps before it committed one by one (withdraw, redactions, deletes...)
-            assert done and max(done) < failing.seq
+            assert done
+            assert max(done) < failing.seq
         else:
             # all in one transaction with the claim: nothing of it stayed
             assert done == set()

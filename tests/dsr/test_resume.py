@@ -207,7 +207,7 @@ def test_kill_in_the_first_transaction_undoes_the_claim(
     """The claim, the stored plan and the first transaction's steps commit together: a worker
     killed in them leaves the request approved, with no plan, and any worker takes it at
     once (no lease to wait for)."""
-    sid, rid = _new_request(engine, calendar, "erasure")
+    _, rid = _new_request(engine, calendar, "erasure")
     first = _runnable(engine, rid)[0]
     assert _kill_at(migrated_url, kek, rid, export_dir, first, "executed") == -9
     with transaction(engine) as s:
