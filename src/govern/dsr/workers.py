@@ -55,7 +55,7 @@ from govern.dsr.engine import MANUAL, Plan, StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
 from govern.dsr.service import check_deadlines, get_request, lifecycle_event, transition
-from govern.errors import IllegalTransitionError, ManualStepError
+from govern.errors import IllegalTransitionError, ManualStepError, UnknownRequestError
 from govern.types.utc import utcnow
 
 StepHook = Callable[[int, str], None]
@@ -167,11 +167,18 @@ class _Job(NamedTuple):
     staged: int
 
 
-def _load_job(session: Session, req: DsrRequest, ref: Any = _UNSET) -> _Job:
+def _load_job(
+    session: Session,
+    req: DsrRequest,
+    ref: Any = _UNSET,
+    pending: list[_Pending] | None = None,
+) -> _Job:
+    """What running ``req`` needs; ``ref`` and ``pending`` when the caller has them."""
     from govern.dsr.engine import staged_offset, subject_ref
 
     rid = req.id
-    pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
+    if pending is None:
+        pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
     if ref is _UNSET:
         ref = subject_ref(session, req.subject_id) if req.subject_id is not None else None
     staged = staged_offset(session, rid) if req.type in ("access", "portability") else 0
@@ -185,7 +192,9 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
 
     req = get_request(session, rid)
     plan = None
-    if session.connection().execute(_HAS_PLAN, {"rid": rid}).first() is None:
+    # a request never started has no plan yet (it is stored when the request first starts)
+    never_started = req.state == "approved" and req.started_at is None
+    if never_started or session.connection().execute(_HAS_PLAN, {"rid": rid}).first() is None:
         # a legal hold shapes an erasure's plan only (the other rights are answered as usual)
         held = False
         if req.type == "erasure" and req.subject_id is not None:
@@ -214,13 +223,13 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
     if plan is None:
         session.flush()
         return _load_job(session, req)
-    _store_plan(session, rid, plan)
-    return _load_job(session, req, plan.subject_ref)
+    pending = _store_plan(session, rid, plan)
+    return _load_job(session, req, plan.subject_ref, pending)
 
 
-def _store_plan(session: Session, rid: uuid.UUID, plan: Plan) -> None:
-    """Store the plan's steps (one Core INSERT); a keep step changes nothing, so it is
-    shown in the plan and checkpointed at once (``kept``)."""
+def _store_plan(session: Session, rid: uuid.UUID, plan: Plan) -> list[_Pending]:
+    """Store the plan's steps (one Core INSERT) and return the pending ones; a keep step
+    changes nothing, so it is shown in the plan and checkpointed at once (``kept``)."""
     rows = [
         {
             "request_id": rid,
@@ -235,8 +244,18 @@ def _store_plan(session: Session, rid: uuid.UUID, plan: Plan) -> None:
         }
         for i, s in enumerate(plan.steps, 1)
     ]
-    if rows:
-        session.connection().execute(insert(_STEPS), rows)
+    if not rows:
+        return []
+    ids = {seq: step_id for step_id, seq in session.connection().execute(_STORE, rows)}
+    return [
+        _Pending(ids[seq], seq, s.table, s.action, s.rows)
+        for seq, s in enumerate(plan.steps, 1)
+        if s.action != "keep"
+    ]
+
+
+# one multi-row INSERT; rows come back in any order, matched by their seq
+_STORE = insert(_STEPS).returning(_STEPS.c.id, _STEPS.c.seq)
 
 
 # Built once (Core, bind parameters): reused statement objects skip cache-key generation.
@@ -445,7 +464,7 @@ def _run_unit(
     taken the request's lock by then); the steps' Art. 19 events are written together after
     the last step, in step order.
     """
-    from govern.dsr.engine import emit_notices, run_step
+    from govern.dsr.engine import emit_notices, restrict_tables, run_step
 
     if fence and not _fence(session, ctx.request_id, worker, lease):
         raise _LostLease
@@ -454,11 +473,26 @@ def _run_unit(
     held: bool | None = None
     ctx.notices = []
     try:
-        for step in unit:
+        i = 0
+        while i < len(unit):
+            step = unit[i]
+            i += 1
             if step.action == "package" and done:
                 # the package reads the read steps' checkpoints (counts, staging offsets)
                 details += _checkpoint(session.connection(), done, worker)
                 done = []
+            if step.action == "restrict":
+                # consecutive restrict steps write their rows together
+                group = [step]
+                while i < len(unit) and unit[i].action == "restrict":
+                    group.append(unit[i])
+                    i += 1
+                try:
+                    counts = restrict_tables(session, ctx, [str(g.table) for g in group])
+                except Exception as exc:
+                    raise _StepFailed(step.seq, exc) from exc
+                done += [_Done(g, "done", n) for g, n in zip(group, counts, strict=True)]
+                continue
             if step.action in DESTRUCTIVE:
                 if held is None:
                     held = _held(session, ctx.subject_id)
@@ -469,9 +503,8 @@ def _run_unit(
                 rows = run_step(session, ctx, step.table, step.action)
             except Exception as exc:
                 raise _StepFailed(step.seq, exc) from exc
-            done.append(
-                _Done(step, "done", rows, None, ctx.staged if step.action == "read" else None)
-            )
+            staged = ctx.staged if step.action == "read" else None
+            done.append(_Done(step, "done", rows, None, staged))
         emit_notices(session, ctx)
         ctx.flush_stage()
     finally:
@@ -717,7 +750,12 @@ def _finish(session: Session, rid: uuid.UUID, worker: str, ran: int) -> ProcessR
     """Move the request (fenced: ours, in progress) to completed with its outcome."""
     from govern.dsr.models import DsrExport
 
-    req = get_request(session, rid)
+    # fenced: no other worker changes the request while we hold it, so the object this
+    # session already has (from the claim, when the request runs in one transaction) is
+    # current for every column written below
+    req = session.get(DsrRequest, rid)
+    if req is None:
+        raise UnknownRequestError(f"unknown request {rid}")
     total, skipped = session.connection().execute(_TALLY, {"rid": rid}).one()
     export = None
     if req.type in ("access", "portability"):
