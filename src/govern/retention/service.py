@@ -1026,7 +1026,11 @@ def purge_quarantine(
             raise UsageError(f"run {run_id} is unfinished; it cannot be purged yet")
         where: Any = q.c.run_id == run_id
     else:
-        where = and_(q.c.expires_at.is_not(None), q.c.expires_at < now)
+        # A row's expiry is its run's restore_until (set at copy): find the runs, then their
+        # rows through the (run_id, ...) index, rather than keep an index on expires_at
+        # with one entry per quarantined row, all alike within a run.
+        expired = select(Run.id).where(Run.restore_until.is_not(None), Run.restore_until < now)
+        where = and_(q.c.run_id.in_(expired), q.c.expires_at.is_not(None), q.c.expires_at < now)
     runs = sorted(set(session.scalars(select(q.c.run_id).where(where).distinct()).all()))
     n = _rowcount(session.execute(delete(q).where(where)))
     for rid in runs if runs or run_id is None else [run_id]:
