@@ -283,6 +283,42 @@ def test_tombstone_payloads_match_emit_member_for_member_with_escaped_composite_
         assert parse_cloudevent(r.payload).get_type() == "govern.row.deleted"
 
 
+def test_tombstones_one_per_key_when_the_key_select_repeats_keys(engine: Engine) -> None:
+    """A key select that reads the table's own key from the table alone skips DISTINCT;
+    one with a join (keys repeated per joined row) still gets one tombstone per key."""
+    from govern.retention.models import Approval, PolicyVersion
+
+    with transaction(engine) as s:
+        s.add_all(PolicyVersion(policy_name=f"p{i}", content_hash="h", body={}) for i in range(3))
+        s.add_all(
+            Approval(policy_name=f"p{i}", content_hash="h", approved_by=who)
+            for i in range(2)
+            for who in ("ann", "bob", "cy")
+        )
+        s.flush()
+        joined = select(PolicyVersion.policy_name, PolicyVersion.content_hash).join(
+            Approval,
+            (Approval.policy_name == PolicyVersion.policy_name)
+            & (Approval.content_hash == PolicyVersion.content_hash),
+        )
+        assert emit_tombstones(s, PolicyVersion, joined, cause="retention") == 2
+        own = select(PolicyVersion.policy_name, PolicyVersion.content_hash).where(
+            PolicyVersion.policy_name == "p2"
+        )
+        assert emit_tombstones(s, PolicyVersion, own, cause="retention") == 1
+    rows = _rows(engine)
+    assert sorted((r.aggregateid, r.sequence) for r in rows) == [
+        ("p0:h", 1),
+        ("p1:h", 1),
+        ("p2:h", 1),
+    ]
+    for r in rows:
+        doc = parse_cloudevent(r.payload)
+        assert doc.get_id() == str(r.id)
+        name = r.aggregateid.split(":")[0]
+        assert doc.get_data()["before"] == {"policy_name": name, "content_hash": "h"}
+
+
 def test_tombstones_refuse_a_select_that_is_not_the_key(engine: Engine) -> None:
     with transaction(engine) as s, pytest.raises(InvalidEventError, match="primary-key"):
         emit_tombstones(s, Subject, select(Subject.id, Subject.status), cause="erasure")

@@ -34,6 +34,7 @@ from govern.retention import (
 )
 from govern.retention.models import Alert, QuarantineRow, Run
 from govern.retention.policy import Condition, Policy
+from govern.types.utc import utcnow
 from tests.conftest import Databases
 from tests.helpers import keyed_engine
 from tests.retention.helpers import approved, events_policy, raw, seed, seed_posts
@@ -219,6 +220,29 @@ def test_rollback_refuses_unknown_and_expired_runs(engine: Engine) -> None:
     assert _count(engine, select(func.count()).select_from(QuarantineRow)) == 0
     with transaction(engine) as s, pytest.raises(RestoreWindowError, match="purged"):
         rollback(s, out.id, actor="t")  # type: ignore[arg-type]
+
+
+def test_purge_takes_only_runs_whose_window_passed(engine: Engine) -> None:
+    seed(engine, 60, random.Random(11))
+    short = events_policy(name="short", period="P25M", restore_window="P10D")
+    long = events_policy(name="long", period="P13M", restore_window="P60D")
+    kept = events_policy(name="kept", period="P6M", action="archive_then_delete")
+    approved(engine, short, long, kept)
+    runs = [execute_run(engine, p, actor="t") for p in (short, long, kept)]
+    assert all(r.processed_rows > 0 for r in runs)
+    later = utcnow() + dt.timedelta(days=20)
+    with transaction(engine) as s:
+        purged = purge_quarantine(s, actor="t", now=later)
+    assert (purged.purged_rows, purged.runs) == (runs[0].processed_rows, [runs[0].id])
+    with transaction(engine) as s:
+        left = dict(
+            s.execute(
+                select(QuarantineRow.run_id, func.count()).group_by(QuarantineRow.run_id)
+            ).all()
+        )
+        statuses = [s.get_one(Run, r.id).status for r in runs]
+    assert left == {runs[1].id: runs[1].processed_rows, runs[2].id: runs[2].processed_rows}
+    assert statuses == ["purged", "completed", "completed"]
 
 
 def test_policy_lock_is_exclusive(engine: Engine) -> None:

@@ -43,6 +43,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Column,
     ColumnElement,
     Select,
     Table,
@@ -210,7 +211,9 @@ def _build_insert(
             .scalar_subquery()
         )
         top = select(func.coalesce(func.max(o.c.id), 0)).scalar_subquery()
-        new_id = func.max(base, top) + func.row_number().over(order_by=src.c.aid)
+        # Ids in the order the rows are read (no sort: the rows are distinct aggregates, so
+        # their relative order carries nothing, as with nextval on PostgreSQL).
+        new_id = func.max(base, top) + func.row_number().over()
         txid = literal(0, BigInteger)
     s = (
         select(new_id.label("id"), seq.label("seq"), txid.label("tx"), *src.c)
@@ -482,8 +485,26 @@ def _tombstone_segments(
         f'"source":{{"name":"govern","table":{enc(tbl.name)},"domain":{enc(domain)}}},'
         f'"cause":{enc(cause)},"tombstone":true}}}}'
     )
-    segments = [head, mid_source, mid_atype, '","data":{"before":', *before_names, tail]
+    before_names[0] = '","data":{"before":' + before_names[0]
+    segments = [head, mid_source, mid_atype, *before_names, tail]
     return {f"seg{i}": v for i, v in enumerate(segments)}
+
+
+def _reads_own_keys(tbl: Table, key_select: Select[Any]) -> bool:
+    """Whether ``key_select`` reads ``tbl``'s primary key from ``tbl`` alone (no join, no
+    other FROM): each key then comes at most once, so no ``DISTINCT`` is needed."""
+    froms = key_select.get_final_froms()
+    cols = list(key_select.selected_columns)
+    pk = list(tbl.primary_key.columns)
+    return (
+        len(froms) == 1
+        and froms[0] is tbl
+        and len(cols) == len(pk)
+        and all(
+            isinstance(c, Column) and c.table is tbl and c.name == p.name
+            for c, p in zip(cols, pk, strict=True)
+        )
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -505,24 +526,30 @@ def _tombstone_statement(pg: bool, tbl: Table, key_select: Select[Any], hooked: 
     aid: ColumnElement[str] = texts[0]
     for extra in texts[1:]:
         aid = aid.concat(":").concat(extra)
-    labelled = [t.label(f"k{i}") for i, t in enumerate(texts)]
-    rows = select(aid.label("aid"), *labelled).distinct()
     quote = (lambda c: cast(func.to_json(c), Text)) if pg else func.json_quote
+    # Each value JSON-quoted once: a single-column key's text is the aggregate id itself,
+    # so "partitionkey" and "before" share one quoted value.
+    quoted = [quote(aid).label("q")]
+    if len(pk) > 1:
+        quoted += [quote(t).label(f"q{i}") for i, t in enumerate(texts)]
+    rows = select(aid.label("aid"), *quoted)
+    if not _reads_own_keys(tbl, key_select):
+        rows = rows.distinct()
 
     def payload_of(s: Any) -> ColumnElement[Any]:
-        seg = [_param(f"seg{i}") for i in range(5 + len(pk))]
+        seg = [_param(f"seg{i}") for i in range(4 + len(pk))]
+        keys = [s.c.q] if len(pk) == 1 else [s.c[f"q{i}"] for i in range(len(pk))]
         parts: list[ColumnElement[Any]] = [
             seg[0],
             cast(s.c.id, Text),
             seg[1],
-            quote(s.c.aid),
+            s.c.q,
             seg[2],
             cast(s.c.seq, Text),
-            seg[3],
         ]
-        for i in range(len(pk)):
-            parts += [seg[4 + i], quote(s.c[f"k{i}"])]
-        parts.append(seg[4 + len(pk)])
+        for i, key in enumerate(keys):
+            parts += [seg[3 + i], key]
+        parts.append(seg[3 + len(pk)])
         out = parts[0]
         for part in parts[1:]:
             out = out.op("||", return_type=Text)(part)

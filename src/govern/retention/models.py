@@ -150,8 +150,9 @@ class QuarantineRow(CoreBase):
 
     Binary values (envelopes, blind indexes) are hex of the stored bytes: still sealed.
 
-    ``expires_at`` ends the restore window; archived rows (``archive_then_delete``) have
-    none and stay until purged explicitly.
+    ``expires_at`` ends the restore window (the run's ``restore_until``; not indexed: purge
+    finds expired runs first, then their rows by ``run_id``); archived rows
+    (``archive_then_delete``) have none and stay until purged explicitly.
     """
 
     __tablename__ = "retention_quarantine"
@@ -180,7 +181,7 @@ class QuarantineRow(CoreBase):
             "user.content.private", "user.behavior", "user.device", source_table="table_name"
         ),
     )
-    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class Alert(CoreBase):

@@ -587,8 +587,6 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
     tombstone per row through the outbox, deletes or anonymises them, and checkpoints the
     run. Returns the rows processed; 0 means the run is complete (and marked so).
     """
-    from govern import events
-
     if run.status != "running":
         raise UsageError(f"run {run.id} is {run.status}, not running")
     if policy.content_hash != run.content_hash:
@@ -619,22 +617,35 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
             session,
             _quarantine_from(session, run, seq, child.table, child.fk.in_(select(key).where(rng))),
         )
+    tombstones = policy.action != "anonymise"
     if pg:
         n = _move_pg(session, run, seq, bound, rng)
     else:
         copied = _insert_count(session, _quarantine_from(session, run, seq, t, rng))
-        if policy.action == "anonymise":
-            res = session.execute(update(t).where(rng).values(dict.fromkeys(bound.nulled)))
-        else:
+        if tombstones:
+            # Under the write lock (taken by the copy) the batch's rows cannot change until
+            # commit, so the tombstones read their keys from the table itself, by the same
+            # condition, before the DELETE: a key range scan with each key once, rather than
+            # the quarantine's keys read back as text and made distinct.
+            for child in children:
+                _tombstones(session, child.table, _batch_keys(run, seq, child.table))
+            emitted = _tombstones(session, t, select(key).where(rng))
+            if emitted != copied:
+                raise UsageError(
+                    f"run {run.id}: batch {seq} copied {copied} rows but wrote {emitted} "
+                    "tombstones; the batch was not committed"
+                )
             res = session.execute(delete(t).where(rng))
+        else:
+            res = session.execute(update(t).where(rng).values(dict.fromkeys(bound.nulled)))
         n = _rowcount(res)
         if n != copied:
             raise UsageError(
                 f"run {run.id}: batch {seq} copied {copied} but changed {n} rows; retried"
             )
-    if policy.action != "anonymise":
+    if pg and tombstones:
         for tbl in [c.table for c in children] + [t]:
-            events.emit_tombstones(session, tbl, _batch_keys(run, seq, tbl), cause="retention")
+            _tombstones(session, tbl, _batch_keys(run, seq, tbl))
     session.add(
         RunBatch(
             run_id=run.id,
@@ -650,6 +661,12 @@ def run_batch(session: Session, run: Run, policy: Policy) -> int:
     run.cascaded_rows += cascaded
     session.flush()
     return n
+
+
+def _tombstones(session: Session, table: Table, keys: Any) -> int:
+    from govern import events
+
+    return events.emit_tombstones(session, table, keys, cause="retention")
 
 
 def _shred_batch(session: Session, run: Run, bound: Bound, cl: Clauses) -> int:
@@ -1009,7 +1026,11 @@ def purge_quarantine(
             raise UsageError(f"run {run_id} is unfinished; it cannot be purged yet")
         where: Any = q.c.run_id == run_id
     else:
-        where = and_(q.c.expires_at.is_not(None), q.c.expires_at < now)
+        # A row's expiry is its run's restore_until (set at copy): find the runs, then their
+        # rows through the (run_id, ...) index, rather than keep an index on expires_at
+        # with one entry per quarantined row, all alike within a run.
+        expired = select(Run.id).where(Run.restore_until.is_not(None), Run.restore_until < now)
+        where = and_(q.c.run_id.in_(expired), q.c.expires_at.is_not(None), q.c.expires_at < now)
     runs = sorted(set(session.scalars(select(q.c.run_id).where(where).distinct()).all()))
     n = _rowcount(session.execute(delete(q).where(where)))
     for rid in runs if runs or run_id is None else [run_id]:
