@@ -1,7 +1,7 @@
 """retention quarantine: no index on expires_at (purge goes through the run)
 
 Revision ID: core_0013
-Revises: core_0012
+Revises: core_0009
 Create Date: 2026-11-27 23:30:00.000000
 
 Every quarantined row of a run carries the run's restore_until as expires_at, so the index
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "core_0013"
-down_revision: str | Sequence[str] | None = "core_0012"
+down_revision: str | Sequence[str] | None = "core_0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
