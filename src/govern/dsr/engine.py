@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -772,22 +773,47 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-class _Member:
-    """A zip member being written: hashes and counts the bytes it is given."""
+STORE_BELOW = 4096
+"""Package files smaller than this (4 KiB) are stored, larger ones deflated."""
+ZIP_DEFLATED = zipfile.ZIP_DEFLATED
+SMALL_BLOCK = 1 << 18
+"""A table's staged rows up to this size (256 KiB) are zipped from memory, larger ones
+streamed (memory stays bounded either way)."""
 
-    def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
+
+class _Member:
+    """A zip member being written: hashes and counts the bytes it is given.
+
+    ``whole``: the bytes are collected and zipped in one piece on close (small members:
+    no streaming header to rewrite); otherwise they stream into the archive as they come.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, name: str, *, whole: bool = False) -> None:
         self.name = name
-        self._dst = zf.open(name, "w", force_zip64=True)
+        self._zf = zf
+        self._parts: list[bytes] | None = [] if whole else None
+        self._dst = None if whole else zf.open(name, "w", force_zip64=True)
         self._h = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> None:
         self._h.update(data)
-        self._dst.write(data)
+        if self._parts is not None:
+            self._parts.append(data)
+        else:
+            assert self._dst is not None
+            self._dst.write(data)
         self.size += len(data)
 
     def close(self) -> dict[str, Any]:
-        self._dst.close()
+        if self._parts is not None:
+            info = zipfile.ZipInfo(self.name, date_time=time.localtime()[:6])
+            # deflating a tiny file costs more (a compressor's set-up) than it saves
+            info.compress_type = zipfile.ZIP_STORED if self.size < STORE_BELOW else ZIP_DEFLATED
+            self._zf.writestr(info, b"".join(self._parts))
+        else:
+            assert self._dst is not None
+            self._dst.close()
         return {"name": self.name, "sha256": self._h.hexdigest(), "bytes": self.size}
 
 
@@ -853,24 +879,39 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
     entries: list[dict[str, Any]] = []
     rows = 0
     final = ctx.export_dir / f"{ctx.request_id}.zip"
-    tmp = ctx.export_dir / f"{ctx.request_id}.zip.tmp"
     staged = staging_file(ctx.export_dir, ctx.request_id)
     ctx.flush_stage()
     members = sorted(f"{t}{ext}" for t in blocks for ext in (".json", ".csv"))
     with (
         staged.open("rb") if blocks else open(os.devnull, "rb") as src,
-        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+        # written in place: until this step commits no export row points at the file, and a
+        # rerun of the step (after a crash) writes it again from the start
+        zipfile.ZipFile(final, "w", compression=zipfile.ZIP_DEFLATED) as zf,
     ):
+        small: tuple[str, list[bytes]] | None = None  # the last small block read, by table
         for member_name in members:
             table, _, ext = member_name.rpartition(".")
             begin, end, n = blocks[table]
-            member = _Member(zf, f"data/{member_name}")
-            if ext == "json":
-                _write_json(member, _block_lines(src, begin, end))
+            name = f"data/{member_name}"
+            if end - begin <= SMALL_BLOCK:
+                # read once for both of its files, each zipped in one piece
+                if small is None or small[0] != table:
+                    src.seek(begin)
+                    small = (table, src.read(end - begin).splitlines())
+                header, *lines = small[1]
+                member = _Member(zf, name, whole=True)
+                if ext == "json":
+                    _write_json(member, iter(lines))
+                else:
+                    _write_csv(member, json.loads(header)["columns"], iter(lines))
             else:
-                src.seek(begin)
-                names = json.loads(src.readline())["columns"]
-                _write_csv(member, names, _block_lines(src, begin, end))
+                member = _Member(zf, name)
+                if ext == "json":
+                    _write_json(member, _block_lines(src, begin, end))
+                else:
+                    src.seek(begin)
+                    names = json.loads(src.readline())["columns"]
+                    _write_csv(member, names, _block_lines(src, begin, end))
             entry = member.close()
             if ext == "json":
                 entry["rows"] = n
@@ -886,7 +927,6 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
             "files": entries,
         }
         zf.writestr("manifest.json", json.dumps(manifest, indent=2))
-    os.replace(tmp, final)
     session.add(
         export_model(
             request_id=ctx.request_id,
