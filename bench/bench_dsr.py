@@ -9,7 +9,10 @@ each) sizes it. Figures, one JSON line each:
   one bare transaction without plan, checkpoints, audit or events.
 * ``dsr_access_export_one_subject_p50``: an access request of one subject to a verified zip.
 * ``dsr_queue_throughput``: 1,000 queued requests (a mix of the six rights) drained by one
-  worker, requests per second.
+  worker, requests per second (default ``rows_per_transaction``: a small subject's steps
+  share a transaction).
+* ``dsr_queue_throughput_one_tx_per_step``: the same with ``rows_per_transaction=0``
+  (every step with work in its own transaction), on 1,000 other subjects.
 * ``dsr_access_export_peak_memory``: tracemalloc peak of an access export for a subject with
   100,000 analytics events.
 
@@ -358,27 +361,35 @@ def run() -> list[dict[str, Any]]:
             )
         )
 
-        # 1,000 queued requests, a mix of the six rights, drained by one worker
-        types = [dsr.REQUEST_TYPES[i % 6] for i in range(1000)]
-        _queue(engine, list(range(1001, 2001)), types)
-        t, c = time.perf_counter(), time.process_time()
-        result = dsr.work(engine, export_dir=out, once=True, worker="bench")
-        elapsed, cpu_s = time.perf_counter() - t, time.process_time() - c
-        assert len(result.processed) == 1000
-        assert all(p.state == "completed" for p in result.processed)
-        rows_out.append(
-            emit(
-                "dsr_queue_throughput",
-                1000 / elapsed,
-                "requests/s",
-                target=200,
-                requests=1000,
-                seconds=round(elapsed, 2),
-                cpu_seconds=round(cpu_s, 2),
-                cpu_requests_per_s=round(1000 / cpu_s, 1),
-                **common,
+        # 1,000 queued requests, a mix of the six rights, drained by one worker; then the
+        # same mix on other subjects with one transaction per step with work
+        for figure, first, budget in (
+            ("dsr_queue_throughput", 1001, dsr.DEFAULT_ROWS_PER_TRANSACTION),
+            ("dsr_queue_throughput_one_tx_per_step", 2001, 0),
+        ):
+            types = [dsr.REQUEST_TYPES[i % 6] for i in range(1000)]
+            _queue(engine, list(range(first, first + 1000)), types)
+            t, c = time.perf_counter(), time.process_time()
+            result = dsr.work(
+                engine, export_dir=out, once=True, worker="bench", rows_per_transaction=budget
             )
-        )
+            elapsed, cpu_s = time.perf_counter() - t, time.process_time() - c
+            assert len(result.processed) == 1000
+            assert all(p.state == "completed" for p in result.processed)
+            rows_out.append(
+                emit(
+                    figure,
+                    1000 / elapsed,
+                    "requests/s",
+                    target=200,
+                    requests=1000,
+                    rows_per_transaction=budget,
+                    seconds=round(elapsed, 2),
+                    cpu_seconds=round(cpu_s, 2),
+                    cpu_requests_per_s=round(1000 / cpu_s, 1),
+                    **common,
+                )
+            )
 
         # peak memory of an access export for a subject with 100,000 events
         (rid,) = _queue(engine, [1], ["access"])
