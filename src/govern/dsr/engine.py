@@ -668,9 +668,14 @@ def _orm_update(
 
 def exported_columns(table: Table) -> list[Any]:
     """The columns a package carries: all but blind-index twins (keyed hashes, not data)."""
+    return list(_exported(table))
+
+
+@functools.cache
+def _exported(table: Table) -> tuple[Any, ...]:
     from govern.types.blind_index import BlindIndex
 
-    return [c for c in table.columns if not isinstance(c.type, BlindIndex)]
+    return tuple(c for c in table.columns if not isinstance(c.type, BlindIndex))
 
 
 def _jsonable(value: Any) -> Any:
@@ -926,7 +931,11 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
             "rows": rows,
             "files": entries,
         }
-        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+        # one file entry per line, each encoded by json's C encoder (``indent`` would switch
+        # the whole document to the pure-Python one)
+        files = ",\n    ".join(json.dumps(e) for e in entries)
+        head = json.dumps({k: v for k, v in manifest.items() if k != "files"})[:-1]
+        zf.writestr("manifest.json", f'{head}, "files": [\n    {files}\n]}}\n')
     session.add(
         export_model(
             request_id=ctx.request_id,

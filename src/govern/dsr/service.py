@@ -114,9 +114,19 @@ def get_request(session: Session, request_id: uuid.UUID, *, lock: bool = False) 
 
 
 def transition(
-    session: Session, req: DsrRequest, to: str, *, actor: str, reason: str | None = None
+    session: Session,
+    req: DsrRequest,
+    to: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    flush: bool = True,
 ) -> None:
-    """Move ``req`` to state ``to`` or raise :class:`IllegalTransitionError`; audited."""
+    """Move ``req`` to state ``to`` or raise :class:`IllegalTransitionError`; audited.
+
+    ``flush=False`` leaves the request's UPDATE to the session's next flush (the worker's
+    commit), so that the other changes of the same transaction go in the same statement.
+    """
     if to not in TRANSITIONS.get(req.state, frozenset()):
         raise IllegalTransitionError(f"request {req.id} cannot go from {req.state} to {to}")
     if req in session.new:
@@ -142,7 +152,8 @@ def transition(
         details=[{"from": req.state, "to": to, "reason": reason, "type": req.type}],
     )
     req.state = to
-    session.flush()
+    if flush:
+        session.flush()
 
 
 _INSERT_TRANSITION = insert(cast(Table, DsrTransition.__table__))

@@ -211,7 +211,9 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
     if req.state == "approved":
         # resumed after a manual step's confirmation (or a retry): the first start stays
         req.started_at = req.started_at or utcnow()
-        transition(session, req, "in_progress", actor=worker, reason="claimed by a worker")
+        transition(
+            session, req, "in_progress", actor=worker, reason="claimed by a worker", flush=False
+        )
     else:
         audit.record(
             session,
@@ -776,7 +778,7 @@ def _finish(session: Session, rid: uuid.UUID, worker: str, ran: int) -> ProcessR
         # the corrected values now live in the tables; keep only which columns changed
         req.corrections = dict.fromkeys(req.corrections or {}, "(applied)")
     reason = "no data held about this person" if req.subject_id is None else "all steps done"
-    transition(session, req, "completed", actor=worker, reason=reason)
+    transition(session, req, "completed", actor=worker, reason=reason, flush=False)
     lifecycle_event(session, req, "completed", exceptions=len(outcome.get("exceptions", [])))
     return ProcessResult(
         request_id=rid,
