@@ -14,11 +14,14 @@ import statistics
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 from sqlalchemy import ColumnElement, MetaData, Select, Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from govern.dsr.engine import Plan
 
 from govern import audit
 from govern.domains.core import Subject
@@ -564,12 +567,32 @@ def show(session: Session, request_id: uuid.UUID) -> RequestDetail:
     )
 
 
-def plan(session: Session, request_id: uuid.UUID) -> PlanOut:
-    """The plan of a request: the stored one once processing began, else a fresh dry run."""
+def plan_for(session: Session, req: DsrRequest) -> Plan:
+    """The plan of ``req`` as its data stands now; reads counts, changes nothing.
+
+    A legal hold shapes an erasure's plan only (the other rights are answered as usual).
+    """
     from govern import holds
     from govern.db import load_models
     from govern.dsr.engine import build_plan
 
+    held = (
+        req.type == "erasure"
+        and req.subject_id is not None
+        and holds.is_held(session, req.subject_id)
+    )
+    return build_plan(
+        session,
+        load_models(),
+        type=req.type,
+        subject_id=req.subject_id,
+        corrections=req.corrections or {},
+        held=held,
+    )
+
+
+def plan(session: Session, request_id: uuid.UUID) -> PlanOut:
+    """The plan of a request: the stored one once processing began, else a fresh dry run."""
     req = get_request(session, request_id)
     stored = _steps(session, request_id)
     if stored:
@@ -581,15 +604,7 @@ def plan(session: Session, request_id: uuid.UUID) -> PlanOut:
             steps=stored,
             exceptions=list(req.outcome.get("exceptions", excs)),
         )
-    held = req.subject_id is not None and holds.is_held(session, req.subject_id)
-    p = build_plan(
-        session,
-        load_models(),
-        type=req.type,
-        subject_id=req.subject_id,
-        corrections=req.corrections or {},
-        held=held,
-    )
+    p = plan_for(session, req)
     return PlanOut(
         request_id=req.id,
         type=req.type,

@@ -54,7 +54,13 @@ from govern import audit
 from govern.dsr.engine import MANUAL, Plan, StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
-from govern.dsr.service import check_deadlines, get_request, lifecycle_event, transition
+from govern.dsr.service import (
+    check_deadlines,
+    get_request,
+    lifecycle_event,
+    plan_for,
+    transition,
+)
 from govern.errors import IllegalTransitionError, ManualStepError, UnknownRequestError
 from govern.types.utc import utcnow
 
@@ -187,26 +193,12 @@ def _load_job(
 
 def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
     """Move a freshly claimed request to in_progress and store its plan (once)."""
-    from govern.db import load_models
-    from govern.dsr.engine import build_plan
-
     req = get_request(session, rid)
     plan = None
     # a request never started has no plan yet (it is stored when the request first starts)
     never_started = req.state == "approved" and req.started_at is None
     if never_started or session.connection().execute(_HAS_PLAN, {"rid": rid}).first() is None:
-        # a legal hold shapes an erasure's plan only (the other rights are answered as usual)
-        held = False
-        if req.type == "erasure" and req.subject_id is not None:
-            held = _held(session, req.subject_id)
-        plan = build_plan(
-            session,
-            load_models(),
-            type=req.type,
-            subject_id=req.subject_id,
-            corrections=req.corrections or {},
-            held=held,
-        )
+        plan = plan_for(session, req)
         req.outcome = {"exceptions": plan.exceptions} if plan.exceptions else {}
     if req.state == "approved":
         # resumed after a manual step's confirmation (or a retry): the first start stays
