@@ -219,7 +219,7 @@ def test_access_and_portability_packages(
     with transaction(engine) as s:
         shown = dsr.export_package(s, rid, out=export_dir / "copy.zip")
     assert shown.sha256 == hashlib.sha256(Path(shown.path).read_bytes()).hexdigest()
-    assert not (export_dir / ".staging" / str(rid)).exists()
+    assert not (export_dir / ".staging" / f"{rid}.jsonl").exists()  # staged rows removed
 
 
 def test_rectification_applies_and_audits(

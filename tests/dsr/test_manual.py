@@ -7,7 +7,9 @@ confirmation marks it done and queues the request again; the worker resumes afte
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -391,3 +393,30 @@ def test_killed_after_confirmation_resumes_without_rerunning(
     with transaction(engine) as s:
         kinds = [(t.from_state, t.to_state) for t in dsr.show(s, rid).transitions]
     assert kinds.count(("in_progress", "awaiting_action")) == 1
+
+
+def test_access_with_a_manual_step_packages_after_the_confirmation(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path, archive: str
+) -> None:
+    """Reads run and commit, the worker stops at the manual step (the staged rows wait in
+    the export folder), and the worker that resumes after the confirmation packages them."""
+    _, rid = _request(engine, calendar, "access")
+    first = dsr.process_request(engine, rid, export_dir=export_dir, worker="first")
+    assert first.state == "awaiting_action"
+    assert (export_dir / ".staging" / f"{rid}.jsonl").stat().st_size > 0
+    steps = _steps(engine, rid)
+    reads = [st for st in steps if st.action == "read"]
+    assert {st.status for st in reads} == {"done"}
+    manual = next(st for st in steps if st.action == "manual")
+    with transaction(engine) as s:
+        dsr.confirm_manual_step(s, rid, seq=manual.seq, actor="clerk")
+    done = dsr.process_request(engine, rid, export_dir=export_dir, worker="second")
+    assert done.state == "completed"
+    assert done.export_path
+    with zipfile.ZipFile(done.export_path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        events = json.loads(zf.read("data/analytics_events.json"))
+    assert manifest["tables"] == len(reads)
+    assert len(events) == 3
+    assert set(_step_audits(engine, rid).values()) == {1}  # no read ran twice
+    assert not (export_dir / ".staging" / f"{rid}.jsonl").exists()

@@ -217,3 +217,37 @@ def test_kill_in_the_first_transaction_undoes_the_claim(
     result = dsr.work(engine, export_dir=export_dir, once=True, worker="next")
     assert [p.state for p in result.processed] == ["completed"]
     assert set(_step_audits(engine, rid).values()) == {1}
+
+
+def test_access_whose_staged_rows_are_gone_reads_again(
+    engine: Engine, migrated_url: str, kek: str, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    """A worker resuming with an export folder that lacks the committed reads' rows (its own
+    folder, a cleaned one) sets those reads back to pending, audited, and reads them again:
+    the package is complete, with each table once."""
+    _, rid = _new_request(engine, calendar, "access")
+    steps = _runnable(engine, rid)
+    assert _kill_at(migrated_url, kek, rid, export_dir, steps[3], "committed", 0) == -9
+    staged = export_dir / ".staging" / f"{rid}.jsonl"
+    assert staged.stat().st_size > 0
+    staged.write_bytes(staged.read_bytes()[:-10])  # cut short: the last read's rows are gone
+    result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
+    assert result.state == "completed"
+    assert result.export_path
+    with zipfile.ZipFile(result.export_path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        events = json.loads(zf.read("data/analytics_events.json"))
+        names = zf.namelist()
+    assert manifest["tables"] == len(steps) - 1
+    assert len(events) == 3
+    assert len(names) == len(set(names))
+    audits = _step_audits(engine, rid)
+    assert {audits[seq] for seq in steps[:4]} == {2}  # read before the kill, and again
+    assert {audits[seq] for seq in steps[4:]} == {1}
+    with transaction(engine) as s:
+        restaged = s.scalar(
+            select(func.count())
+            .select_from(core.AuditLog)
+            .where(core.AuditLog.action == "dsr.restage", core.AuditLog.target_id == str(rid))
+        )
+    assert restaged == 1

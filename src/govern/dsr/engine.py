@@ -746,18 +746,41 @@ def write_table(session: Session, ctx: StepContext, table: Table) -> int:
     return n  # the step's checkpoint keeps the count (and ctx.staged) for the package
 
 
-def staged_offset(session: Session, request_id: uuid.UUID) -> int:
-    """Where the committed ``read`` steps of a request end in its staging file."""
+def staged_offset(session: Session, export_dir: Path, request_id: uuid.UUID) -> int | None:
+    """Where the committed ``read`` steps of a request end in its staging file.
+
+    When their rows are not all there (the file is gone or shorter: another worker with its
+    own export folder, a cleaned folder, or steps staged before ``dsr_steps.staged_to``
+    existed), those steps are set back to ``pending``, in the caller's transaction, to read
+    again (they change nothing but the staging file), and None is returned.
+    """
     from govern.dsr.models import DsrStep
 
-    done = session.connection().execute(_staged_stmt(DsrStep), {"rid": request_id}).scalar()
-    return int(done or 0)
+    conn = session.connection()
+    done, with_end, end = conn.execute(_staged_stmt(DsrStep), {"rid": request_id}).one()
+    if not done:
+        return 0
+    path = staging_file(export_dir, request_id)
+    size = path.stat().st_size if path.exists() else -1
+    if with_end == done and size >= int(end):
+        return int(end)
+    conn.execute(_restage_stmt(DsrStep), {"rid": request_id})
+    return None
 
 
 @functools.cache
-def _staged_stmt(step: Any) -> Select[tuple[int | None]]:
-    return select(func.max(step.staged_to)).where(
-        step.request_id == bindparam("rid"), step.status == "done"
+def _staged_stmt(step: Any) -> Select[tuple[int, int, int | None]]:
+    return select(func.count(), func.count(step.staged_to), func.max(step.staged_to)).where(
+        step.request_id == bindparam("rid"), step.action == "read", step.status == "done"
+    )
+
+
+@functools.cache
+def _restage_stmt(step: Any) -> Any:
+    return (
+        update(step)
+        .where(step.request_id == bindparam("rid"), step.action == "read", step.status == "done")
+        .values(status="pending", rows_affected=None, done_at=None, done_by=None, staged_to=None)
     )
 
 
@@ -881,11 +904,34 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
     for name, n, end in session.connection().execute(_blocks_stmt(DsrStep), rid):
         blocks[str(name)] = (start, int(end), int(n or 0))
         start = int(end)
-    entries: list[dict[str, Any]] = []
-    rows = 0
     final = ctx.export_dir / f"{ctx.request_id}.zip"
     staged = staging_file(ctx.export_dir, ctx.request_id)
     ctx.flush_stage()
+    try:
+        rows = _zip_package(ctx, final, staged, blocks)
+    except BaseException:
+        final.unlink(missing_ok=True)  # no half-written package left under its final name
+        raise
+    session.add(
+        export_model(
+            request_id=ctx.request_id,
+            path=str(final),
+            sha256=file_sha256(final),
+            size_bytes=final.stat().st_size,
+            tables=len(blocks),
+            rows=rows,
+        )
+    )
+    session.flush()
+    return rows
+
+
+def _zip_package(
+    ctx: StepContext, final: Path, staged: Path, blocks: Mapping[str, tuple[int, int, int]]
+) -> int:
+    """Write the package's zip; returns the rows it holds."""
+    entries: list[dict[str, Any]] = []
+    rows = 0
     members = sorted(f"{t}{ext}" for t in blocks for ext in (".json", ".csv"))
     with (
         staged.open("rb") if blocks else open(os.devnull, "rb") as src,
@@ -909,15 +955,18 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
                     _write_json(member, iter(lines))
                 else:
                     _write_csv(member, json.loads(header)["columns"], iter(lines))
+                entry = member.close()
             else:
                 member = _Member(zf, name)
-                if ext == "json":
-                    _write_json(member, _block_lines(src, begin, end))
-                else:
-                    src.seek(begin)
-                    names = json.loads(src.readline())["columns"]
-                    _write_csv(member, names, _block_lines(src, begin, end))
-            entry = member.close()
+                try:
+                    if ext == "json":
+                        _write_json(member, _block_lines(src, begin, end))
+                    else:
+                        src.seek(begin)
+                        names = json.loads(src.readline())["columns"]
+                        _write_csv(member, names, _block_lines(src, begin, end))
+                finally:
+                    entry = member.close()  # an open member would hide the error at exit
             if ext == "json":
                 entry["rows"] = n
                 rows += n
@@ -936,17 +985,6 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
         files = ",\n    ".join(json.dumps(e) for e in entries)
         head = json.dumps({k: v for k, v in manifest.items() if k != "files"})[:-1]
         zf.writestr("manifest.json", f'{head}, "files": [\n    {files}\n]}}\n')
-    session.add(
-        export_model(
-            request_id=ctx.request_id,
-            path=str(final),
-            sha256=file_sha256(final),
-            size_bytes=final.stat().st_size,
-            tables=len(blocks),
-            rows=rows,
-        )
-    )
-    session.flush()
     return rows
 
 

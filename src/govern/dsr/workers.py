@@ -180,15 +180,37 @@ def _load_job(
     pending: list[_Pending] | None = None,
 ) -> _Job:
     """What running ``req`` needs; ``ref`` and ``pending`` when the caller has them."""
-    from govern.dsr.engine import staged_offset, subject_ref
+    from govern.dsr.engine import subject_ref
 
     rid = req.id
     if pending is None:
         pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
     if ref is _UNSET:
         ref = subject_ref(session, req.subject_id) if req.subject_id is not None else None
-    staged = staged_offset(session, rid) if req.type in ("access", "portability") else 0
-    return _Job(rid, req.type, req.subject_id, dict(req.corrections or {}), ref, pending, staged)
+    return _Job(rid, req.type, req.subject_id, dict(req.corrections or {}), ref, pending, 0)
+
+
+def _staged(session: Session, job: _Job, export_dir: Path, worker: str) -> _Job:
+    """An access or portability job with where its committed reads end in the staging
+    file; reads whose rows are gone from it are set back to pending (audited)."""
+    from govern.dsr.engine import staged_offset
+
+    if job.type not in ("access", "portability"):
+        return job
+    rid = job.request_id
+    staged = staged_offset(session, export_dir, rid)
+    if staged is not None:
+        return job._replace(staged=staged)
+    audit.record_many(
+        session,
+        actor=worker,
+        action="dsr.restage",
+        target_type="dsr_request",
+        target_id=str(rid),
+        details=[{"reason": "staged rows missing from the export folder; reading again"}],
+    )
+    pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
+    return job._replace(pending=pending, staged=0)
 
 
 def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
@@ -454,9 +476,10 @@ def _run_unit(
 ) -> None:
     """Run a unit's steps and checkpoint them in ``session``'s one transaction.
 
-    Legal holds are checked once, before the unit's first destructive step (the fence has
-    taken the request's lock by then); the steps' Art. 19 events are written together after
-    the last step, in step order.
+    Legal holds are checked before each destructive step; on SQLite once, before the first:
+    the transaction holds the database's write lock, so no hold can be placed meanwhile.
+    The redaction, rectification and restriction events are written together after the last
+    step, in step order (a delete's tombstones go with its delete).
     """
     from govern.dsr.engine import emit_notices, restrict_tables, run_step
 
@@ -465,6 +488,7 @@ def _run_unit(
     done: list[_Done] = []
     details: list[dict[str, Any]] = []
     held: bool | None = None
+    sqlite = session.get_bind().dialect.name == "sqlite"
     ctx.notices = []
     try:
         i = 0
@@ -488,7 +512,7 @@ def _run_unit(
                 done += [_Done(g, "done", n) for g, n in zip(group, counts, strict=True)]
                 continue
             if step.action in DESTRUCTIVE:
-                if held is None:
+                if held is None or not sqlite:
                     held = _held(session, ctx.subject_id)
                 if held:
                     done.append(_Done(step, "skipped", 0, HOLD_PLACED))
@@ -608,6 +632,7 @@ def _process(
                     job = begin(session)
                     if job is None:
                         return None
+                    job = _staged(session, job, export_dir, worker)
                     rid = job.request_id
                     ctx = _context(job, export_dir)
                     cut = units(job.pending, budget)
@@ -791,17 +816,25 @@ def _fail(
     it is taken again first; when another worker took the request in between, nothing is
     recorded here.
     """
+    from govern.dsr.engine import clear_staging
+
     worker, seq, name = run.worker, failed.seq, type(failed.cause).__name__
     with _session(engine) as session, session.begin():
         if reclaim:
             if not _grab(session, rid, worker, run.lease):
                 return _lost(engine, rid, 0)
             _start(session, rid, worker)
+        elif not _fence(session, rid, worker, run.lease):
+            # our lease ran out while the step ran and another worker took the request
+            return _lost(engine, rid, 0)
         req = get_request(session, rid)
         req.outcome = {**(req.outcome or {}), "error": f"step {seq}: {name}"}
         req.claimed_by, req.lease_expires_at = None, None
         transition(session, req, "failed", actor=worker, reason=f"step {seq} failed: {name}")
-        return ProcessResult(request_id=rid, state=req.state, steps_run=0, steps_total=0)
+        result = ProcessResult(request_id=rid, state=req.state, steps_run=0, steps_total=0)
+    # staged rows are personal data: a retry (failed -> approved) reads them again
+    clear_staging(run.export_dir, rid)
+    return result
 
 
 def process_request(
