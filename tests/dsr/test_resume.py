@@ -10,6 +10,7 @@ import sys
 import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -98,6 +99,19 @@ def resume(
     result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
     assert result.state == "completed"
     return result
+
+
+def package_of(
+    engine: Engine, rid: uuid.UUID, export_dir: Path, worker: str = "rescuer"
+) -> tuple[dict[str, Any], list[Any], list[str]]:
+    """Process ``rid`` to completion; its package's manifest, events file and member names."""
+    result = dsr.process_request(engine, rid, export_dir=export_dir, worker=worker)
+    assert result.state == "completed"
+    assert result.export_path
+    with zipfile.ZipFile(result.export_path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        events = json.loads(zf.read("data/analytics_events.json"))
+        return manifest, events, zf.namelist()
 
 
 def _step_audits(engine: Engine, rid: uuid.UUID) -> dict[int, int]:
@@ -190,12 +204,7 @@ def test_access_killed_at_every_step_gives_a_complete_package(
     for seq in [*steps[:: max(1, len(steps) // 6)], steps[-1]]:
         _, rid = _new_request(engine, calendar, "access")
         assert _kill_at(migrated_url, kek, rid, export_dir, seq, "executed", budget) == -9
-        result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
-        assert result.state == "completed"
-        assert result.export_path
-        with zipfile.ZipFile(result.export_path) as zf:
-            manifest = json.loads(zf.read("manifest.json"))
-            events = json.loads(zf.read("data/analytics_events.json"))
+        manifest, events, _ = package_of(engine, rid, export_dir)
         assert len(events) == 3
         assert manifest["tables"] == len(steps) - 1
         assert set(_step_audits(engine, rid).values()) == {1}
@@ -231,13 +240,7 @@ def test_access_whose_staged_rows_are_gone_reads_again(
     staged = export_dir / ".staging" / f"{rid}.jsonl"
     assert staged.stat().st_size > 0
     staged.write_bytes(staged.read_bytes()[:-10])  # cut short: the last read's rows are gone
-    result = dsr.process_request(engine, rid, export_dir=export_dir, worker="rescuer")
-    assert result.state == "completed"
-    assert result.export_path
-    with zipfile.ZipFile(result.export_path) as zf:
-        manifest = json.loads(zf.read("manifest.json"))
-        events = json.loads(zf.read("data/analytics_events.json"))
-        names = zf.namelist()
+    manifest, events, names = package_of(engine, rid, export_dir)
     assert manifest["tables"] == len(steps) - 1
     assert len(events) == 3
     assert len(names) == len(set(names))
