@@ -599,13 +599,9 @@ def _notify(
 
 def emit_notices(session: Session, ctx: StepContext) -> None:
     """Write the Art. 19 events collected in ``ctx.notices`` (in step order) and clear them."""
-    if not ctx.notices:
-        return
-    if len(ctx.notices) == 1:
-        events.emit(session, **ctx.notices[0])
-    else:
+    if ctx.notices:
         events.emit_many(session, ctx.notices)
-    ctx.notices.clear()
+        ctx.notices.clear()
 
 
 def _python_type(col: Any) -> type | None:

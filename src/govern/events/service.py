@@ -366,6 +366,12 @@ def emit(
     aggregate_type, aid = _aggregate(aggregate_type, aggregate_id)
     data_json = _data_json(data)
     _check_subject_source(subject, source)
+    return _emit_one(session, (type, aggregate_type, aid, subject, source, data_json))
+
+
+def _emit_one(session: Session, row: EventRow) -> Event:
+    """Write one validated event with the single-row statement (one round trip)."""
+    type, aggregate_type, aid, subject, source, data_json = row
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     params = _params(type, aggregate_type, subject, source, utcnow())
@@ -713,9 +719,12 @@ def emit_rows(session: Session, rows: Sequence[EventRow]) -> int:
 
 
 def _emit_rows(session: Session, rows: list[EventRow]) -> int:
-    """Write validated rows (see :func:`emit_many`)."""
+    """Write validated rows (see :func:`emit_many`); one row goes as :func:`emit` writes it."""
     if not rows:
         return 0
+    if len(rows) == 1:
+        _emit_one(session, rows[0])
+        return 1
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     now = utcnow()
