@@ -116,6 +116,25 @@ def get_request(session: Session, request_id: uuid.UUID, *, lock: bool = False) 
     return req
 
 
+def audit_request(
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    actor: str,
+    action: str,
+    details: Sequence[Mapping[str, Any]],
+) -> None:
+    """Audit rows about one request, one per item of ``details`` (one Core INSERT)."""
+    audit.record_many(
+        session,
+        actor=actor,
+        action=action,
+        target_type="dsr_request",
+        target_id=str(request_id),
+        details=details,
+    )
+
+
 def transition(
     session: Session,
     req: DsrRequest,
@@ -146,12 +165,11 @@ def transition(
             "occurred_at": utcnow(),
         },
     )
-    audit.record_many(
+    audit_request(
         session,
+        req.id,
         actor=actor,
         action="dsr.transition",
-        target_type="dsr_request",
-        target_id=str(req.id),
         details=[{"from": req.state, "to": to, "reason": reason, "type": req.type}],
     )
     req.state = to
@@ -271,13 +289,12 @@ def submit(
     session.add(req)
     session.add(DsrTransition(request_id=req.id, from_state=None, to_state="received", actor=actor))
     session.flush()
-    audit.record(
+    audit_request(
         session,
+        req.id,
         actor=actor,
         action="dsr.submit",
-        target_type="dsr_request",
-        target_id=str(req.id),
-        details={"type": type, "jurisdiction": jurisdiction, "channel": channel},
+        details=[{"type": type, "jurisdiction": jurisdiction, "channel": channel}],
     )
     lifecycle_event(session, req, "submitted")
     code = None
@@ -401,20 +418,21 @@ def confirm_manual_step(
         )
     now = utcnow()
     step.status, step.rows_affected, step.done_at, step.done_by = "done", 0, now, who
-    audit.record(
+    audit_request(
         session,
+        req.id,
         actor=who,
         action="dsr.step",
-        target_type="dsr_request",
-        target_id=str(req.id),
-        details={
-            "seq": step.seq,
-            "table": step.table_name,
-            "action": "manual",
-            "status": "done",
-            "rows": 0,
-            "note": (note or "").strip() or None,
-        },
+        details=[
+            {
+                "seq": step.seq,
+                "table": step.table_name,
+                "action": "manual",
+                "status": "done",
+                "rows": 0,
+                "note": (note or "").strip() or None,
+            }
+        ],
     )
     transition(
         session,
@@ -444,13 +462,8 @@ def deny(session: Session, request_id: uuid.UUID, *, actor: str, reason: str) ->
 def assign(session: Session, request_id: uuid.UUID, *, operator: str, actor: str) -> RequestOut:
     req = get_request(session, request_id, lock=True)
     req.assigned_to = operator
-    audit.record(
-        session,
-        actor=actor,
-        action="dsr.assign",
-        target_type="dsr_request",
-        target_id=str(req.id),
-        details={"operator": operator},
+    audit_request(
+        session, req.id, actor=actor, action="dsr.assign", details=[{"operator": operator}]
     )
     return to_out(req)
 
@@ -485,13 +498,12 @@ def extend(
     req.extended_at = now
     req.extension_reason = reason.strip()
     req.notified = {**(req.notified or {}), "extension": now.isoformat()}
-    audit.record(
+    audit_request(
         session,
+        req.id,
         actor=actor,
         action="dsr.extend",
-        target_type="dsr_request",
-        target_id=str(req.id),
-        details={"from": old.isoformat(), "to": req.due_at.isoformat(), "reason": reason.strip()},
+        details=[{"from": old.isoformat(), "to": req.due_at.isoformat(), "reason": reason.strip()}],
     )
     # Art. 12(3): the subject is told of the extension and why; hooks deliver the notice
     lifecycle_event(session, req, "extended", previous_due_at=old.isoformat())

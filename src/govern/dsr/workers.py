@@ -50,11 +50,11 @@ from sqlalchemy.sql.dml import ReturningUpdate
 if TYPE_CHECKING:
     from govern.events import HookRegistry
 
-from govern import audit
 from govern.dsr.engine import MANUAL, Plan, StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
 from govern.dsr.service import (
+    audit_request,
     check_deadlines,
     get_request,
     lifecycle_event,
@@ -201,12 +201,11 @@ def _staged(session: Session, job: _Job, export_dir: Path, worker: str) -> _Job:
     staged = staged_offset(session, export_dir, rid)
     if staged is not None:
         return job._replace(staged=staged)
-    audit.record_many(
+    audit_request(
         session,
+        rid,
         actor=worker,
         action="dsr.restage",
-        target_type="dsr_request",
-        target_id=str(rid),
         details=[{"reason": "staged rows missing from the export folder; reading again"}],
     )
     pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
@@ -229,13 +228,7 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
             session, req, "in_progress", actor=worker, reason="claimed by a worker", flush=False
         )
     else:
-        audit.record(
-            session,
-            actor=worker,
-            action="dsr.resume",
-            target_type="dsr_request",
-            target_id=str(rid),
-        )
+        audit_request(session, rid, actor=worker, action="dsr.resume", details=[{}])
     if plan is None:
         session.flush()
         return _load_job(session, req)
@@ -529,14 +522,7 @@ def _run_unit(
         ctx.notices = None
     if done:
         details += _checkpoint(session.connection(), done, worker)
-    audit.record_many(
-        session,
-        actor=worker,
-        action="dsr.step",
-        target_type="dsr_request",
-        target_id=str(ctx.request_id),
-        details=details,
-    )
+    audit_request(session, ctx.request_id, actor=worker, action="dsr.step", details=details)
     if on_step is not None:
         for step in unit:
             on_step(step.seq, "executed")
@@ -716,14 +702,7 @@ def _reach_manual(
             (detail,) = _checkpoint(
                 session.connection(), [_Done(step, "skipped", 0, HOLD_PLACED)], worker
             )
-            audit.record(
-                session,
-                actor=worker,
-                action="dsr.step",
-                target_type="dsr_request",
-                target_id=str(rid),
-                details=detail,
-            )
+            audit_request(session, rid, actor=worker, action="dsr.step", details=[detail])
             return None
         req = get_request(session, rid)
         total = session.connection().execute(_TALLY, {"rid": rid}).one()[0]
