@@ -26,7 +26,8 @@ class DsrRequest(CoreBase):
 
     __tablename__ = "dsr_requests"
     __table_args__ = (
-        Index(None, "state", "due_at"),
+        # the claim takes the first request of a state in (due_at, id) order from it
+        Index(None, "state", "due_at", "id"),
         {
             "info": governed(
                 owner="team-privacy",
