@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from govern.domains.core import AuditLog
 from govern.dsr import WorkCalendar
 from govern.dsr.models import DsrRequest, DsrTransition
 
-from .conftest import keyed_engine, populate_subject
+from .conftest import approved_request, keyed_engine, populate_subject
 
 TYPES = ("erasure", "restriction", "access", "objection")
 
@@ -127,3 +128,37 @@ def test_two_workers_on_sqlite(
         _check_exactly_once(engine, ids, results)
     finally:
         engine.dispose()
+
+
+def test_claims_take_the_most_urgent_claimable_request_first(
+    engine: Engine, calendar: WorkCalendar
+) -> None:
+    """Approved requests and in-progress ones whose lease ran out are claimed by due date
+    (ties by id); a live lease, or any other state, is never claimed."""
+    from govern.dsr.workers import claim_next
+
+    now = dt.datetime.now(dt.UTC)
+    due = {"late": 9, "soon": 2, "tie_a": 5, "tie_b": 5, "abandoned": 1, "leased": 0, "done": 0}
+    ids: dict[str, uuid.UUID] = {}
+    with transaction(engine) as s:
+        sid = populate_subject(s, events=1)
+        for name in due:
+            ids[name] = approved_request(s, calendar, sid, "restriction")
+        for name, days in due.items():
+            req = s.get(DsrRequest, ids[name])
+            assert req is not None
+            req.due_at = now + dt.timedelta(days=days)
+        s.get(DsrRequest, ids["done"]).state = "completed"  # type: ignore[union-attr]
+        for name, lease in (("abandoned", -1), ("leased", 60)):
+            req = s.get(DsrRequest, ids[name])
+            assert req is not None
+            req.state, req.claimed_by = "in_progress", "gone"
+            req.lease_expires_at = now + dt.timedelta(minutes=lease)
+    ties = sorted(("tie_a", "tie_b"), key=lambda n: ids[n])
+    expected = ["abandoned", "soon", *ties, "late"]
+    got = [claim_next(engine, worker=f"w{i}") for i in range(len(expected) + 1)]
+    assert got == [*(ids[n] for n in expected), None]
+    with transaction(engine) as s:
+        leased = s.get(DsrRequest, ids["leased"])
+        assert leased is not None
+        assert leased.claimed_by == "gone"
