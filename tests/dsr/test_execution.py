@@ -222,6 +222,41 @@ def test_access_and_portability_packages(
     assert not (export_dir / ".staging" / f"{rid}.jsonl").exists()  # staged rows removed
 
 
+def test_packages_staged_in_memory_and_on_disk_are_the_same(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small request's rows stay in memory and its zip is built there; past the size
+    bounds the rows go to the staging file mid-transaction and the zip is written as it is
+    built. Both give the same members (same bytes, same checksums) and a recorded package
+    whose checksum is the file's; no staged rows are left either way."""
+    from govern.dsr import engine as dsr_engine
+
+    with transaction(engine) as s:
+        sid = populate_subject(s, events=40)
+    packages = []
+    for stage_bytes, zip_bytes in ((None, None), (64, 0)):
+        if stage_bytes is not None:
+            monkeypatch.setattr(dsr_engine, "STAGE_IN_MEMORY", stage_bytes)
+            monkeypatch.setattr(dsr_engine, "ZIP_IN_MEMORY", zip_bytes)
+        rid = _request(engine, calendar, sid, "access")
+        result = dsr.process_request(engine, rid, export_dir=export_dir)
+        assert result.export_path
+        path = Path(result.export_path)
+        with transaction(engine) as s:
+            shown = dsr.show(s, rid).request
+        assert shown.outcome["package"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest, files = _package(path)
+        assert manifest["request_id"] == str(rid)
+        packages.append(({f["name"]: f["sha256"] for f in manifest["files"]}, files))
+        assert not (export_dir / ".staging" / f"{rid}.jsonl").exists()
+        # the staging folder exists once a staging file was written
+        assert (export_dir / ".staging").exists() == (stage_bytes is not None)
+    (mem_sums, mem_files), (disk_sums, disk_files) = packages
+    assert len(mem_files) > 10
+    assert mem_sums == disk_sums
+    assert mem_files == disk_files
+
+
 def test_rectification_applies_and_audits(
     engine: Engine, calendar: WorkCalendar, export_dir: Path
 ) -> None:

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import re
 import shutil
 import time
@@ -25,7 +24,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -411,18 +410,78 @@ class StepContext:
     """Where the steps run so far end in the request's staging file (see write_table)."""
     notices: list[dict[str, Any]] | None = None
     """When a list, the steps' Art. 19 events wait here for :func:`emit_notices`."""
-    stage: BinaryIO | None = None
-    """The staging file, open while the worker runs the request (see :func:`write_table`)."""
+    stage: Stage | None = None
+    """The rows staged while the worker runs the request (see :func:`write_table`)."""
+    package: tuple[str, str, int] | None = None
+    """Path, SHA-256 and rows of the package the ``package`` step wrote in this run."""
 
-    def flush_stage(self) -> None:
-        """Hand what the steps staged to the OS (before their transaction commits)."""
+    def persist_stage(self) -> None:
+        """Put what the steps staged in the staging file and hand it to the OS: before a
+        transaction commits whose ``read`` steps a later transaction packages."""
         if self.stage is not None:
-            self.stage.flush()
+            self.stage.persist()
 
     def close_stage(self) -> None:
         if self.stage is not None:
             self.stage.close()
             self.stage = None
+
+
+STAGE_IN_MEMORY = 4 << 20
+"""A request's staged rows stay in memory up to this size (4 MiB), then go to its file."""
+
+
+class Stage:
+    """The rows a request's ``read`` steps staged: the committed steps' rows (in the staging
+    file) followed by this run's.
+
+    This run's rows stay in memory while they are small and only this transaction needs them:
+    an access request of an ordinary subject is read, packaged and completed in one
+    transaction, so its rows never touch the disk (creating a file is among the slowest
+    things a request does). They go to the file when they outgrow :data:`STAGE_IN_MEMORY`
+    or when :meth:`persist` is called, before a commit of reads packaged later.
+    """
+
+    def __init__(self, path: Path, committed: int) -> None:
+        self.path = path
+        self.end = committed
+        """Where the staged rows end."""
+        self._disk = committed  # the committed steps' rows end here in the file
+        self._mem = io.BytesIO()  # this run's rows after _disk, until the file is opened
+        self._file: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            self._mem.write(data)
+            if self._mem.tell() > STAGE_IN_MEMORY:
+                self.persist()
+        else:
+            self._file.write(data)
+        self.end += len(data)
+
+    def persist(self) -> None:
+        """Write the rows held in memory to the staging file and flush it."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            f = self.path.open("r+b" if self.path.exists() else "w+b")
+            f.truncate(self._disk)  # what a transaction that did not commit appended
+            f.seek(self._disk)
+            f.write(self._mem.getbuffer())
+            self._mem = io.BytesIO()
+            self._file = f
+        self._file.flush()
+
+    def reader(self) -> BinaryIO:
+        """The staged rows, to read: from memory when none are in the file."""
+        if self._file is None and self._disk == 0:
+            return io.BytesIO(self._mem.getbuffer())
+        self.persist()
+        return self.path.open("rb")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def run_step(session: Session, ctx: StepContext, table_name: str | None, action: str) -> int:
@@ -433,7 +492,7 @@ def run_step(session: Session, ctx: StepContext, table_name: str | None, action:
         # done by an operator and confirmed (govern.dsr.confirm_manual_step), never run here
         raise ValueError(f"step on {table_name!r} is manual: an operator confirms it")
     if action == "package":
-        return write_package(session, ctx, DsrExport)
+        return write_package(session, ctx, cast(Table, DsrExport.__table__))
     table = ctx.metadata.tables[str(table_name)]
     if action == "read":
         return write_table(session, ctx, table)
@@ -699,46 +758,40 @@ def _read_stmt(table: Table) -> Select[Any]:
     return stmt.execution_options(yield_per=2000)
 
 
-def _open_stage(ctx: StepContext) -> BinaryIO:
+def _stage(ctx: StepContext) -> Stage:
+    """The request's staged rows in this run (the committed steps' ones are in the file)."""
     if ctx.stage is None:
-        path = staging_file(ctx.export_dir, ctx.request_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = path.open("r+b" if path.exists() else "w+b")
-        if f.seek(0, os.SEEK_END) > ctx.staged:
-            f.truncate(ctx.staged)  # what a transaction that did not commit appended
-        ctx.stage = f
+        ctx.stage = Stage(staging_file(ctx.export_dir, ctx.request_id), ctx.staged)
     return ctx.stage
 
 
 def write_table(session: Session, ctx: StepContext, table: Table) -> int:
-    """Append one table's rows of the subject to the request's staging file.
+    """Append one table's rows of the subject to the request's staged rows.
 
-    The step starts at ``ctx.staged``, where the steps already run end (when the file is
-    opened, anything after it was written by a transaction that did not commit, and is cut
-    off), and leaves ``ctx.staged`` at its own end, which its checkpoint records. The block
-    is a header line (table and columns) and one line per row: the row as the package's
-    JSON file carries it. Rows come through a server-side cursor in batches, so memory stays
-    flat however many rows the subject has. One file per request, kept open while the
-    worker runs it, keeps file creation (slow on many file systems) out of the per-table
-    cost; the worker flushes it before each commit.
+    The step starts at ``ctx.staged``, where the steps already run end, and leaves
+    ``ctx.staged`` at its own end, which its checkpoint records. The block is a header line
+    (table and columns) and one line per row: the row as the package's JSON file carries
+    it. Rows come through a server-side cursor in batches and the staged rows go to a file
+    once they are large (:class:`Stage`), so memory stays flat however many rows the
+    subject has. The file is one per request, kept open while the worker runs it: file
+    creation (slow on many file systems) is not a per-table cost.
     """
     names = [c.name for c in exported_columns(table)]
     conn = session.connection()
     result = conn.execute(_read_stmt(table), {SID: ctx.subject_id, REF: ctx.subject_ref})
     n = 0
     dumps = json.dumps
-    f = _open_stage(ctx)
-    f.seek(ctx.staged)
+    stage = _stage(ctx)
     lines = [dumps({"table": table.name, "columns": names})]
     for row in result:
         lines.append(dumps(dict(zip(names, map(_jsonable, row), strict=True))))
         n += 1
         if len(lines) >= 1000:
-            f.write(("\n".join(lines) + "\n").encode())
+            stage.write(("\n".join(lines) + "\n").encode())
             lines.clear()
     if lines:
-        f.write(("\n".join(lines) + "\n").encode())
-    ctx.staged = f.tell()
+        stage.write(("\n".join(lines) + "\n").encode())
+    ctx.staged = stage.end
     return n  # the step's checkpoint keeps the count (and ctx.staged) for the package
 
 
@@ -885,12 +938,17 @@ def _write_csv(member: _Member, names: list[str], lines: Iterator[bytes]) -> Non
     member.write(buf.getvalue().encode())
 
 
-def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
+ZIP_IN_MEMORY = 1 << 20
+"""A package of up to this many staged bytes (1 MiB) is built in memory and written in one
+piece; a larger one is written to its file as it is built."""
+
+
+def write_package(session: Session, ctx: StepContext, export_table: Table) -> int:
     """Zip the staged tables (JSON and CSV each) with a manifest of checksums; record it.
 
     The checkpoints of the request's ``read`` steps (committed before this step runs, or
     earlier in its transaction) give each table's row count and where its rows end in the
-    staging file; members are hashed while they are zipped, in name order.
+    staged rows; members are hashed while they are zipped, in name order.
     """
     from govern.dsr.models import DsrStep
 
@@ -901,40 +959,50 @@ def write_package(session: Session, ctx: StepContext, export_model: Any) -> int:
         blocks[str(name)] = (start, int(end), int(n or 0))
         start = int(end)
     final = ctx.export_dir / f"{ctx.request_id}.zip"
-    staged = staging_file(ctx.export_dir, ctx.request_id)
-    ctx.flush_stage()
+    in_memory = start <= ZIP_IN_MEMORY
     try:
-        rows = _zip_package(ctx, final, staged, blocks)
+        with _stage(ctx).reader() as src:
+            if in_memory:
+                buf = io.BytesIO()
+                rows = _zip_package(ctx, buf, src, blocks)
+                data = buf.getbuffer()
+                with final.open("wb") as f:
+                    f.write(data)
+                sha256, size = hashlib.sha256(data).hexdigest(), len(data)
+            else:
+                # written in place: until this step commits no export row points at the
+                # file, and a rerun of the step (after a crash) writes it again from the start
+                rows = _zip_package(ctx, final, src, blocks)
+                sha256, size = file_sha256(final), final.stat().st_size
     except BaseException:
         final.unlink(missing_ok=True)  # no half-written package left under its final name
         raise
-    session.add(
-        export_model(
-            request_id=ctx.request_id,
-            path=str(final),
-            sha256=file_sha256(final),
-            size_bytes=final.stat().st_size,
-            tables=len(blocks),
-            rows=rows,
-        )
+    session.connection().execute(
+        insert(export_table),
+        {
+            "request_id": ctx.request_id,
+            "path": str(final),
+            "sha256": sha256,
+            "size_bytes": size,
+            "tables": len(blocks),
+            "rows": rows,
+        },
     )
-    session.flush()
+    ctx.package = (str(final), sha256, rows)
     return rows
 
 
 def _zip_package(
-    ctx: StepContext, final: Path, staged: Path, blocks: Mapping[str, tuple[int, int, int]]
+    ctx: StepContext,
+    target: Path | BinaryIO,
+    src: BinaryIO,
+    blocks: Mapping[str, tuple[int, int, int]],
 ) -> int:
-    """Write the package's zip; returns the rows it holds."""
+    """Write the package's zip to ``target``; returns the rows it holds."""
     entries: list[dict[str, Any]] = []
     rows = 0
     members = sorted(f"{t}{ext}" for t in blocks for ext in (".json", ".csv"))
-    with (
-        staged.open("rb") if blocks else open(os.devnull, "rb") as src,
-        # written in place: until this step commits no export row points at the file, and a
-        # rerun of the step (after a crash) writes it again from the start
-        zipfile.ZipFile(final, "w", compression=zipfile.ZIP_DEFLATED) as zf,
-    ):
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         small: tuple[str, list[bytes]] | None = None  # the last small block read, by table
         for member_name in members:
             table, _, ext = member_name.rpartition(".")

@@ -195,6 +195,9 @@ class _Job(NamedTuple):
     subject_ref: str | None
     pending: list[_Pending]
     staged: int
+    request: DsrRequest
+    """Held while the worker runs the request: the session's identity map keeps its objects
+    only while something refers to them, and completion changes this one."""
 
 
 def _load_job(
@@ -211,7 +214,7 @@ def _load_job(
         pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
     if ref is _UNSET:
         ref = subject_ref(session, req.subject_id) if req.subject_id is not None else None
-    return _Job(rid, req.type, req.subject_id, dict(req.corrections or {}), ref, pending, 0)
+    return _Job(rid, req.type, req.subject_id, dict(req.corrections or {}), ref, pending, 0, req)
 
 
 def _staged(session: Session, job: _Job, export_dir: Path, worker: str) -> _Job:
@@ -490,8 +493,13 @@ def _run_unit(
     on_step: StepHook | None,
     *,
     fence: bool = True,
+    last: bool = False,
 ) -> None:
     """Run a unit's steps and checkpoint them in ``session``'s one transaction.
+
+    ``last``: the transaction also completes the request, so rows staged by its reads are
+    not needed after it (they stay in memory when small); otherwise they go to the staging
+    file before the checkpoints, for the ``package`` step of a later transaction.
 
     Legal holds are checked before each destructive step; on SQLite once, before the first:
     the transaction holds the database's write lock, so no hold can be placed meanwhile.
@@ -541,7 +549,8 @@ def _run_unit(
             staged = ctx.staged if step.action == "read" else None
             done.append(_Done(step, "done", rows, None, staged))
         emit_notices(session, ctx)
-        ctx.flush_stage()
+        if not last:
+            ctx.persist_stage()
     finally:
         ctx.notices = None
     if done:
@@ -649,8 +658,11 @@ def _process(
                     first = cut.pop(0) if cut and cut[0][0].action != MANUAL else []
                     if first:
                         assert ctx is not None
-                        _run_unit(session, ctx, first, worker, lease, on_step, fence=False)
-                    done = None if cut else _finish(session, rid, worker, len(first))
+                        _run_unit(
+                            session, ctx, first, worker, lease, on_step, fence=False, last=not cut
+                        )
+                    package = ctx.package if ctx is not None else None
+                    done = None if cut else _finish(session, rid, worker, len(first), package)
             except _StepFailed as failed:
                 assert rid is not None
                 return _fail(engine, rid, run, failed, reclaim=fresh)
@@ -670,11 +682,12 @@ def _process(
                             return waiting.model_copy(update={"steps_run": ran})
                         ran += 1  # skipped under a legal hold placed since planning
                         continue
+                    last = i == len(cut) - 1
                     with session.begin():
-                        _run_unit(session, ctx, unit, worker, lease, on_step)
-                        if i == len(cut) - 1:
+                        _run_unit(session, ctx, unit, worker, lease, on_step, last=last)
+                        if last:
                             # the last step's changes and the completion commit together
-                            done = _finish(session, rid, worker, ran + len(unit))
+                            done = _finish(session, rid, worker, ran + len(unit), ctx.package)
                 except _StepFailed as failed:
                     return _fail(engine, rid, run, failed)
                 except _LostLease:
@@ -698,7 +711,8 @@ def _done(
 ) -> ProcessResult:
     if ctx is not None:
         ctx.close_stage()
-    clear_staging(export_dir, result.request_id)
+        if ctx.type in ("access", "portability"):  # the only ones that stage rows
+            clear_staging(export_dir, result.request_id)
     return result
 
 
@@ -768,8 +782,18 @@ def _complete(
     return result
 
 
-def _finish(session: Session, rid: uuid.UUID, worker: str, ran: int) -> ProcessResult:
-    """Move the request (fenced: ours, in progress) to completed with its outcome."""
+def _finish(
+    session: Session,
+    rid: uuid.UUID,
+    worker: str,
+    ran: int,
+    package: tuple[str, str, int] | None = None,
+) -> ProcessResult:
+    """Move the request (fenced: ours, in progress) to completed with its outcome.
+
+    ``package``: path, SHA-256 and rows of the package this worker wrote (else the stored
+    one is read).
+    """
     from govern.dsr.models import DsrExport
 
     # fenced: no other worker changes the request while we hold it, so the object this
@@ -779,18 +803,19 @@ def _finish(session: Session, rid: uuid.UUID, worker: str, ran: int) -> ProcessR
     if req is None:
         raise UnknownRequestError(f"unknown request {rid}")
     total, skipped = session.connection().execute(_TALLY, {"rid": rid}).one()
-    export = None
-    if req.type in ("access", "portability"):
+    if package is None and req.type in ("access", "portability"):
         export = session.scalars(
             select(DsrExport).where(DsrExport.request_id == rid).order_by(DsrExport.id.desc())
         ).first()
+        if export is not None:
+            package = (export.path, export.sha256, export.rows)
     outcome = dict(req.outcome or {})
     if skipped:
         outcome["exceptions"] = [*outcome.get("exceptions", []), HOLD_PLACED]
     if req.subject_id is None:
         outcome["no_data_held"] = True
-    if export is not None:
-        outcome["package"] = {"sha256": export.sha256, "rows": export.rows}
+    if package is not None:
+        outcome["package"] = {"sha256": package[1], "rows": package[2]}
     req.outcome = outcome
     req.completed_at = utcnow()
     req.claimed_by, req.lease_expires_at = None, None
@@ -805,7 +830,7 @@ def _finish(session: Session, rid: uuid.UUID, worker: str, ran: int) -> ProcessR
         state=req.state,
         steps_run=ran,
         steps_total=int(total),
-        export_path=export.path if export is not None else None,
+        export_path=package[0] if package is not None else None,
         exceptions=list(outcome.get("exceptions", [])),
     )
 
