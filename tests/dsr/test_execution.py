@@ -109,6 +109,9 @@ def test_erasure_across_every_domain(
         assert s.scalar(select(func.count()).select_from(ShredProof)) == 1
         assert subj.email_index is None
         assert keys.lookup(s, core.Subject.external_ref, f"ext-{sid.hex[:10]}") == []
+        # the twin of the replaced reference is the pseudonym's digest (one Core UPDATE
+        # computes it as the ORM flush would)
+        assert [subj] == keys.lookup(s, core.Subject.external_ref, pseudonym(sid, rid))
         pay = s.scalars(select(commerce.Payment).where(commerce.Payment.subject_id == sid)).one()
         assert pay.card_number is None
         assert pay.card_holder is None
@@ -262,6 +265,7 @@ def test_rectification_applies_and_audits(
 ) -> None:
     with transaction(engine) as s:
         sid = populate_subject(s)
+        old_email = s.get(core.Subject, sid).email  # type: ignore[union-attr]
     rid = _request(
         engine,
         calendar,
@@ -275,6 +279,9 @@ def test_rectification_applies_and_audits(
         assert subj is not None
         assert subj.email == "ada@new.example"
         assert str(subj.birth_date) == "1991-01-02"
+        # the blind index follows the corrected value
+        assert [subj] == keys.lookup(s, core.Subject.email, "ada@new.example")
+        assert keys.lookup(s, core.Subject.email, old_email) == []
         steps = [
             a.details
             for a in s.scalars(select(core.AuditLog).where(core.AuditLog.action == "dsr.step"))

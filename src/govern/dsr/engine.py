@@ -174,14 +174,26 @@ def _update_stmt(table: Table, columns: tuple[str, ...]) -> Update:
     return update(table).where(where).values(values)
 
 
-def _needs_orm(table: Table, values: Mapping[str, Any]) -> bool:
-    """Blind-index twins and sealed values are computed at ORM flush, not by Core binds."""
-    from govern.types._protected import Protected
+def _core_values(table: Table, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The SET values of a Core UPDATE that writes what an ORM flush of ``values`` would, or
+    None when only a flush can: a token to mint in the vault, or a value to seal under the
+    subject's own key.
 
-    sealed = any(
-        v is not None and isinstance(table.c[c].type, Protected) for c, v in values.items()
-    )
-    return sealed or _has_twins(table)
+    Sealed columns are sealed by their type's bind; a blind-index twin whose source column
+    changes gets the source's value, which the twin's type turns into the digest (None
+    stays None), exactly as the flush hook computes it.
+    """
+    from govern.types.shredded import _Shredded
+    from govern.types.token import TokenString
+
+    for c, v in values.items():
+        if v is not None and isinstance(table.c[c].type, _Shredded | TokenString):
+            return None
+    out = dict(values)
+    for source, twin in _twins(table):
+        if source in values:
+            out[twin] = values[source]
+    return out
 
 
 def _update(
@@ -191,10 +203,12 @@ def _update(
     values: Mapping[str, Any],
     ref: str | None = None,
 ) -> int:
-    if _needs_orm(table, values) and _mapped_class(table) is not None:
+    core = _core_values(table, values)
+    if core is None and _mapped_class(table) is not None:
         return _orm_update(session, table, subject_id, values, ref)
-    cols = tuple(sorted(values))
-    params = {SID: subject_id, REF: ref, **{f"dsr_v_{c}": values[c] for c in cols}}
+    core = dict(values) if core is None else core
+    cols = tuple(sorted(core))
+    params = {SID: subject_id, REF: ref, **{f"dsr_v_{c}": core[c] for c in cols}}
     return int(session.connection().execute(_update_stmt(table, cols), params).rowcount)
 
 
@@ -693,10 +707,11 @@ def _mapped_class(table: Table) -> Any:
 
 
 @functools.cache
-def _has_twins(table: Table) -> bool:
+def _twins(table: Table) -> tuple[tuple[str, str], ...]:
+    """(source column, blind-index twin column) pairs of ``table``."""
     from govern.types.blind_index import BlindIndex
 
-    return any(isinstance(c.type, BlindIndex) for c in table.columns)
+    return tuple((c.type.source, c.name) for c in table.columns if isinstance(c.type, BlindIndex))
 
 
 @functools.cache
