@@ -54,19 +54,28 @@ def record_many(
     For hot paths (a DSR step's checkpoint): no ORM object is built or flushed. The rows
     are the ones :func:`record` writes, ids in the order given.
     """
-    if not details:
-        return 0
     now = utcnow()
-    rows = [
-        {
-            "occurred_at": now,
-            "actor": actor,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "details": dict(d),
-        }
-        for d in details
-    ]
-    session.execute(_INSERT, rows)
+    return record_rows(
+        session,
+        [
+            {
+                "occurred_at": now,
+                "actor": actor,
+                "action": action,
+                "target_type": target_type,
+                "target_id": target_id,
+                "details": dict(d),
+            }
+            for d in details
+        ],
+    )
+
+
+def record_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Append prepared audit rows (``occurred_at``, ``actor``, ``action``, ``target_type``,
+    ``target_id``, ``details``) with one Core ``INSERT``, ids in the order given; never
+    commits. For a caller that gathers a transaction's rows and writes them together."""
+    if not rows:
+        return 0
+    session.connection().execute(_INSERT, list(rows))
     return len(rows)

@@ -423,7 +423,8 @@ class StepContext:
     staged: int = 0
     """Where the steps run so far end in the request's staging file (see write_table)."""
     notices: list[dict[str, Any]] | None = None
-    """When a list, the steps' Art. 19 events wait here for :func:`emit_notices`."""
+    """When a list, the steps' Art. 19 events wait here, in step order, for the caller to
+    write (the worker's :class:`~govern.dsr.service.RequestLog`)."""
     stage: Stage | None = None
     """The rows staged while the worker runs the request (see :func:`write_table`)."""
     package: tuple[str, str, int] | None = None
@@ -646,8 +647,8 @@ def _notify(
 ) -> None:
     """An Art. 19 event for recipients of the data: keys, table and column names only.
 
-    Emitted at once, or collected in ``ctx.notices`` when the caller (the worker, for a
-    transaction of several steps) writes them together with :func:`emit_notices`.
+    Emitted at once, or collected in ``ctx.notices`` when the caller (the worker) writes a
+    transaction's events together before it commits.
     """
     event: dict[str, Any] = {
         "type": type,
@@ -668,13 +669,6 @@ def _notify(
         ctx.notices.append(event)
     else:
         events.emit(session, **event)
-
-
-def emit_notices(session: Session, ctx: StepContext) -> None:
-    """Write the Art. 19 events collected in ``ctx.notices`` (in step order) and clear them."""
-    if ctx.notices:
-        events.emit_many(session, ctx.notices)
-        ctx.notices.clear()
 
 
 def _python_type(col: Any) -> type | None:

@@ -55,6 +55,7 @@ from govern.dsr.engine import MANUAL, Plan, StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
 from govern.dsr.service import (
+    RequestLog,
     audit_request,
     check_deadlines,
     get_request,
@@ -164,17 +165,19 @@ def claim_next(
 ) -> uuid.UUID | None:
     """Claim the most urgent approved (or abandoned in-progress) request, or return None."""
     with _session(engine) as session, session.begin():
-        job = _claim(session, worker, lease)
+        log = RequestLog()
+        job = _claim(session, worker, lease, log)
+        log.write(session)
         return None if job is None else job.request_id
 
 
-def _claim(session: Session, worker: str, lease: dt.timedelta) -> _Job | None:
+def _claim(session: Session, worker: str, lease: dt.timedelta, log: RequestLog) -> _Job | None:
     """In ``session``'s transaction: claim the most urgent request and start it."""
     now = utcnow()
     conn = session.connection()
     stmt = _claim_stmt(conn.dialect.name)
     rid = conn.execute(stmt, {"now": now, "worker": worker, "until": now + lease}).scalar()
-    return None if rid is None else _start(session, rid, worker)
+    return None if rid is None else _start(session, rid, worker, log)
 
 
 class _Pending(NamedTuple):
@@ -217,7 +220,7 @@ def _load_job(
     return _Job(rid, req.type, req.subject_id, dict(req.corrections or {}), ref, pending, 0, req)
 
 
-def _staged(session: Session, job: _Job, export_dir: Path, worker: str) -> _Job:
+def _staged(session: Session, job: _Job, export_dir: Path, worker: str, log: RequestLog) -> _Job:
     """An access or portability job with where its committed reads end in the staging
     file; reads whose rows are gone from it are set back to pending (audited)."""
     from govern.dsr.engine import staged_offset
@@ -234,12 +237,13 @@ def _staged(session: Session, job: _Job, export_dir: Path, worker: str) -> _Job:
         actor=worker,
         action="dsr.restage",
         details=[{"reason": "staged rows missing from the export folder; reading again"}],
+        log=log,
     )
     pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
     return job._replace(pending=pending, staged=0)
 
 
-def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
+def _start(session: Session, rid: uuid.UUID, worker: str, log: RequestLog) -> _Job:
     """Move a freshly claimed request to in_progress and store its plan (once)."""
     req = get_request(session, rid)
     plan = None
@@ -252,10 +256,16 @@ def _start(session: Session, rid: uuid.UUID, worker: str) -> _Job:
         # resumed after a manual step's confirmation (or a retry): the first start stays
         req.started_at = req.started_at or utcnow()
         transition(
-            session, req, "in_progress", actor=worker, reason="claimed by a worker", flush=False
+            session,
+            req,
+            "in_progress",
+            actor=worker,
+            reason="claimed by a worker",
+            flush=False,
+            log=log,
         )
     else:
-        audit_request(session, rid, actor=worker, action="dsr.resume", details=[{}])
+        audit_request(session, rid, actor=worker, action="dsr.resume", details=[{}], log=log)
     if plan is None:
         session.flush()
         return _load_job(session, req)
@@ -355,10 +365,14 @@ def take(
 ) -> None:
     """Claim one named request (``govern dsr process ID``): approved, or abandoned in progress."""
     with _session(engine) as session, session.begin():
-        _take(session, rid, worker, lease)
+        log = RequestLog()
+        _take(session, rid, worker, lease, log)
+        log.write(session)
 
 
-def _take(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> _Job:
+def _take(
+    session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta, log: RequestLog
+) -> _Job:
     """In ``session``'s transaction: claim the named request and start it, or raise."""
     if not _grab(session, rid, worker, lease):
         req = get_request(session, rid)
@@ -372,7 +386,7 @@ def _take(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) ->
                 f"request {rid} awaits a manual step: confirm it (govern dsr confirm) first"
             )
         raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
-    return _start(session, rid, worker)
+    return _start(session, rid, worker, log)
 
 
 def _grab(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:
@@ -491,11 +505,13 @@ def _run_unit(
     worker: str,
     lease: dt.timedelta,
     on_step: StepHook | None,
+    log: RequestLog,
     *,
     fence: bool = True,
     last: bool = False,
 ) -> None:
-    """Run a unit's steps and checkpoint them in ``session``'s one transaction.
+    """Run a unit's steps and checkpoint them in ``session``'s one transaction; their audit
+    rows and events go to ``log``, which the caller writes before the commit.
 
     ``last``: the transaction also completes the request, so rows staged by its reads are
     not needed after it (they stay in memory when small); otherwise they go to the staging
@@ -506,7 +522,7 @@ def _run_unit(
     The redaction, rectification and restriction events are written together after the last
     step, in step order (a delete's tombstones go with its delete).
     """
-    from govern.dsr.engine import emit_notices, restrict_tables, run_step
+    from govern.dsr.engine import restrict_tables, run_step
 
     if fence and not _fence(session, ctx.request_id, worker, lease):
         raise _LostLease
@@ -514,7 +530,7 @@ def _run_unit(
     details: list[dict[str, Any]] = []
     held: bool | None = None
     sqlite = session.get_bind().dialect.name == "sqlite"
-    ctx.notices = []
+    ctx.notices = log.events
     try:
         i = 0
         while i < len(unit):
@@ -548,14 +564,15 @@ def _run_unit(
                 raise _StepFailed(step.seq, exc) from exc
             staged = ctx.staged if step.action == "read" else None
             done.append(_Done(step, "done", rows, None, staged))
-        emit_notices(session, ctx)
         if not last:
             ctx.persist_stage()
     finally:
         ctx.notices = None
     if done:
         details += _checkpoint(session.connection(), done, worker)
-    audit_request(session, ctx.request_id, actor=worker, action="dsr.step", details=details)
+    audit_request(
+        session, ctx.request_id, actor=worker, action="dsr.step", details=details, log=log
+    )
     if on_step is not None:
         for step in unit:
             on_step(step.seq, "executed")
@@ -580,7 +597,7 @@ def run_claimed(
     """
     _check_budget(rows_per_transaction)
 
-    def resume(session: Session) -> _Job:
+    def resume(session: Session, log: RequestLog) -> _Job:
         if not _fence(session, rid, worker, lease):
             raise _LostLease
         return _load_job(session, get_request(session, rid))
@@ -627,7 +644,7 @@ def _committed(on_step: StepHook | None, unit: Sequence[_Pending]) -> None:
 def _process(
     engine: Engine,
     run: _Run,
-    begin: Callable[[Session], _Job | None],
+    begin: Callable[[Session, RequestLog], _Job | None],
     *,
     fresh: bool,
     rid: uuid.UUID | None = None,
@@ -648,10 +665,11 @@ def _process(
         try:
             try:
                 with session.begin():
-                    job = begin(session)
+                    log = RequestLog()
+                    job = begin(session, log)
                     if job is None:
                         return None
-                    job = _staged(session, job, export_dir, worker)
+                    job = _staged(session, job, export_dir, worker, log)
                     rid = job.request_id
                     ctx = _context(job, export_dir)
                     cut = units(job.pending, budget)
@@ -659,10 +677,19 @@ def _process(
                     if first:
                         assert ctx is not None
                         _run_unit(
-                            session, ctx, first, worker, lease, on_step, fence=False, last=not cut
+                            session,
+                            ctx,
+                            first,
+                            worker,
+                            lease,
+                            on_step,
+                            log,
+                            fence=False,
+                            last=not cut,
                         )
                     package = ctx.package if ctx is not None else None
-                    done = None if cut else _finish(session, rid, worker, len(first), package)
+                    done = None if cut else _finish(session, rid, worker, len(first), log, package)
+                    log.write(session)
             except _StepFailed as failed:
                 assert rid is not None
                 return _fail(engine, rid, run, failed, reclaim=fresh)
@@ -684,10 +711,12 @@ def _process(
                         continue
                     last = i == len(cut) - 1
                     with session.begin():
-                        _run_unit(session, ctx, unit, worker, lease, on_step, last=last)
+                        log = RequestLog()
+                        _run_unit(session, ctx, unit, worker, lease, on_step, log, last=last)
                         if last:
                             # the last step's changes and the completion commit together
-                            done = _finish(session, rid, worker, ran + len(unit), ctx.package)
+                            done = _finish(session, rid, worker, ran + len(unit), log, ctx.package)
+                        log.write(session)
                 except _StepFailed as failed:
                     return _fail(engine, rid, run, failed)
                 except _LostLease:
@@ -777,7 +806,9 @@ def _complete(
         if not _fence(session, rid, worker, lease):
             req = get_request(session, rid)
             return ProcessResult(request_id=rid, state=req.state, steps_run=ran, steps_total=0)
-        result = _finish(session, rid, worker, ran)
+        log = RequestLog()
+        result = _finish(session, rid, worker, ran, log)
+        log.write(session)
     clear_staging(export_dir, rid)
     return result
 
@@ -787,6 +818,7 @@ def _finish(
     rid: uuid.UUID,
     worker: str,
     ran: int,
+    log: RequestLog,
     package: tuple[str, str, int] | None = None,
 ) -> ProcessResult:
     """Move the request (fenced: ours, in progress) to completed with its outcome.
@@ -823,8 +855,9 @@ def _finish(
         # the corrected values now live in the tables; keep only which columns changed
         req.corrections = dict.fromkeys(req.corrections or {}, "(applied)")
     reason = "no data held about this person" if req.subject_id is None else "all steps done"
-    transition(session, req, "completed", actor=worker, reason=reason, flush=False)
-    lifecycle_event(session, req, "completed", exceptions=len(outcome.get("exceptions", [])))
+    transition(session, req, "completed", actor=worker, reason=reason, flush=False, log=log)
+    exceptions = len(outcome.get("exceptions", []))
+    lifecycle_event(session, req, "completed", log=log, exceptions=exceptions)
     return ProcessResult(
         request_id=rid,
         state=req.state,
@@ -848,17 +881,20 @@ def _fail(
 
     worker, seq, name = run.worker, failed.seq, type(failed.cause).__name__
     with _session(engine) as session, session.begin():
+        log = RequestLog()
         if reclaim:
             if not _grab(session, rid, worker, run.lease):
                 return _lost(engine, rid, 0)
-            _start(session, rid, worker)
+            _start(session, rid, worker, log)
         elif not _fence(session, rid, worker, run.lease):
             # our lease ran out while the step ran and another worker took the request
             return _lost(engine, rid, 0)
         req = get_request(session, rid)
         req.outcome = {**(req.outcome or {}), "error": f"step {seq}: {name}"}
         req.claimed_by, req.lease_expires_at = None, None
-        transition(session, req, "failed", actor=worker, reason=f"step {seq} failed: {name}")
+        reason = f"step {seq} failed: {name}"
+        transition(session, req, "failed", actor=worker, reason=reason, log=log)
+        log.write(session)
         result = ProcessResult(request_id=rid, state=req.state, steps_run=0, steps_total=0)
     # staged rows are personal data: a retry (failed -> approved) reads them again
     clear_staging(run.export_dir, rid)
@@ -885,7 +921,11 @@ def process_request(
     run = _Run(worker, export_dir, lease, on_step, rows_per_transaction)
     with _using(hooks):
         out = _process(
-            engine, run, lambda session: _take(session, rid, worker, lease), fresh=True, rid=rid
+            engine,
+            run,
+            lambda session, log: _take(session, rid, worker, lease, log),
+            fresh=True,
+            rid=rid,
         )
         assert out is not None
         return out
@@ -913,8 +953,8 @@ def work(
     worker = worker or default_worker_id()
     run = _Run(worker, export_dir, lease, on_step, rows_per_transaction)
 
-    def claim(session: Session) -> _Job | None:
-        return _claim(session, run.worker, lease)
+    def claim(session: Session, log: RequestLog) -> _Job | None:
+        return _claim(session, run.worker, lease, log)
 
     done: list[ProcessResult] = []
     with _using(hooks):
