@@ -348,6 +348,41 @@ def test_register_a_host_table(engine: Engine, calendar: WorkCalendar) -> None:
         md.remove(t)
 
 
+def test_linked_tables_follow_the_registry() -> None:
+    """Plans see a host table's actions as soon as they are registered, replaced or
+    forgotten (the table list is cached per registry version)."""
+    from sqlalchemy import Column, ForeignKey, String, Table, Uuid
+
+    from govern.datamap import governed
+    from govern.datamap.actions import Redact, register_actions, unregister_actions
+    from govern.dsr.engine import linked_tables
+
+    md = load_models()
+    t = Table(
+        "host_notes_test",
+        md,
+        Column("id", Uuid, primary_key=True),
+        Column("subject_id", Uuid, ForeignKey("subjects.id")),
+        Column("body", String(100)),
+        info=governed(owner="o", steward="s", subject_link="subject_id", description="d"),
+    )
+
+    def erasure() -> str | None:
+        return {x.name: a.erasure for x, a in linked_tables(md)}.get("host_notes_test")
+
+    try:
+        assert erasure() is None  # no actions yet
+        register_actions(t, erasure="delete")
+        assert erasure() == "delete"
+        register_actions(t, erasure=Redact({"body": "[erased]"}))
+        assert erasure() == "redact"
+        unregister_actions("host_notes_test")
+        assert erasure() is None
+    finally:
+        unregister_actions("host_notes_test")
+        md.remove(t)
+
+
 def test_shipped_map_is_complete() -> None:
     m = dsr.dsr_map()
     assert m.ok, (m.unmapped, m.problems)

@@ -206,6 +206,13 @@ _RETENTION = (
 )
 for _a in (*_SHIPPED, *_KEYS, *_CONSENT, *_RECORDS, *_RETENTION):
     _REGISTRY[_a.table] = _a
+_VERSION = 0
+
+
+def actions_version() -> int:
+    """A number that changes whenever a table's actions are registered or forgotten (for
+    callers that cache what they derive from the registry)."""
+    return _VERSION
 
 
 def register_actions(
@@ -246,17 +253,21 @@ def register_actions(
         restrictable,
         access,
     )
+    global _VERSION
     with _LOCK:
         _REGISTRY[name] = entry
+        _VERSION += 1
     return entry
 
 
 def unregister_actions(table: str) -> None:
     """Forget a host table's actions (the shipped tables can be replaced, not removed)."""
+    global _VERSION
     with _LOCK:
         if table in {a.table for a in (*_SHIPPED, *_KEYS, *_CONSENT, *_RECORDS)}:
             raise UsageError(f"{table} is a shipped table; replace its actions instead")
         _REGISTRY.pop(table, None)
+        _VERSION += 1
 
 
 def actions_for(table: str) -> TableActions | None:

@@ -44,7 +44,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from govern import events
-from govern.datamap.actions import PSEUDONYM, TableActions, actions_for, manual_locations
+from govern.datamap.actions import (
+    PSEUDONYM,
+    TableActions,
+    actions_for,
+    actions_version,
+    manual_locations,
+)
 from govern.errors import RectificationError
 
 STAGING = ".staging"
@@ -68,21 +74,23 @@ class Plan:
     """The subject's pseudonymous reference the plan counted with (see subject_ref)."""
 
 
-@functools.lru_cache(maxsize=8)
-def _sorted_tables(metadata: MetaData, names: tuple[str, ...]) -> list[Table]:
-    # MetaData.sorted_tables sorts the whole graph on every access; keyed by the table names
-    # so that a table added later gives a new order
-    return metadata.sorted_tables
-
-
 def linked_tables(metadata: MetaData) -> list[tuple[Table, TableActions]]:
     """Tables that link to subjects and have DSR actions, parents before children."""
+    return list(_linked(metadata, tuple(metadata.tables), actions_version()))
+
+
+@functools.lru_cache(maxsize=8)
+def _linked(
+    metadata: MetaData, names: tuple[str, ...], version: int
+) -> tuple[tuple[Table, TableActions], ...]:
+    # MetaData.sorted_tables sorts the whole graph on every access; keyed by the table names
+    # (a table added later gives a new order) and the registry's version (new actions)
     out = []
-    for t in _sorted_tables(metadata, tuple(metadata.tables)):
+    for t in metadata.sorted_tables:
         a = actions_for(t.name)
         if a is not None and t.info.get("subject_link"):
             out.append((t, a))
-    return out
+    return tuple(out)
 
 
 def _is_reference(col: Any) -> bool:
@@ -293,10 +301,11 @@ def build_plan(
         return plan
     tables = linked_tables(metadata)
     ref = plan.subject_ref = subject_ref(session, subject_id)
-    counts = count_many(session, [t for t, _ in tables], subject_id, ref)
+    counted = [t for t, a in tables if _in_plan(type, t, a, corrections)]
+    counts = count_many(session, counted, subject_id, ref)
     if type in ("access", "portability"):
         for t, a in tables:
-            if not a.access or (type == "portability" and not a.portable):
+            if not _in_plan(type, t, a, corrections):
                 continue
             plan.steps.append(
                 PlannedStep(t.name, "read", [c.name for c in exported_columns(t)], counts[t.name])
@@ -355,17 +364,27 @@ def build_plan(
             shown = sorted(scope) if scope is not None else objected
             plan.steps.append(PlannedStep("consent_state", "withdraw", shown, len(objected)))
         for t, a in tables:
-            if not a.restrictable:
-                continue
-            if type == "objection" and t.info.get("domain") != "analytics":
-                continue
-            plan.steps.append(PlannedStep(t.name, "restrict", [], counts[t.name]))
+            if _in_plan(type, t, a, corrections):
+                plan.steps.append(PlannedStep(t.name, "restrict", [], counts[t.name]))
     if type in ("rectification", "restriction", "objection"):
         plan.steps.extend(_manual_steps(type, held=False))
     for s in plan.steps:
         if s.exception and s.rows and s.exception not in plan.exceptions:
             plan.exceptions.append(s.exception)
     return plan
+
+
+def _in_plan(type: str, table: Table, a: TableActions, corrections: Mapping[str, Any]) -> bool:
+    """Whether a plan of ``type`` has a step on ``table`` (whose rows it counts)."""
+    if type == "erasure":
+        return True
+    if type in ("access", "portability"):
+        return a.access and (type == "access" or a.portable)
+    if type == "rectification":
+        return any(key.partition(".")[0] == table.name for key in corrections)
+    if type == "objection":
+        return a.restrictable and table.info.get("domain") == "analytics"
+    return a.restrictable  # restriction
 
 
 MANUAL = "manual"

@@ -30,13 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import (
-    Select,
     String,
     Table,
     and_,
     bindparam,
     case,
-    exists,
     func,
     insert,
     or_,
@@ -98,7 +96,9 @@ def _using(hooks: HookRegistry | None) -> Iterator[None]:
 
 
 def _session(engine: Engine) -> Session:
-    session = Session(engine, expire_on_commit=False)
+    # no autoflush: a request's changes go in one UPDATE when its transaction commits (steps
+    # that need their ORM changes written before they read flush them themselves)
+    session = Session(engine, expire_on_commit=False, autoflush=False)
     hooks = _HOOKS.get()
     if hooks is not None:
         hooks.attach(session)
@@ -340,17 +340,12 @@ _TALLY = select(
 ).where(_STEPS.c.request_id == bindparam("rid"))
 
 
-@functools.cache
-def _held_stmt() -> Select[tuple[bool]]:
-    from govern.holds import held_subject_ids
-    from govern.holds.models import LegalHoldSubject
-
-    return select(exists(held_subject_ids().where(LegalHoldSubject.subject_id == bindparam("sid"))))
-
-
 def _held(session: Session, subject_id: uuid.UUID) -> bool:
-    """``holds.is_held`` as one cached statement (checked before every destructive step)."""
-    return bool(session.connection().execute(_held_stmt(), {"sid": subject_id}).scalar())
+    """Whether the subject is under a legal hold (checked before destructive steps)."""
+    from govern.holds import is_held
+
+    # no autoflush: the request's changes go in one UPDATE when the transaction commits
+    return is_held(session, subject_id, autoflush=False)
 
 
 def _fence(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:

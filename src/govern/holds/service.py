@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
 
 from pydantic import BaseModel
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from govern import audit
@@ -143,9 +144,19 @@ def held_subject_ids() -> Select[tuple[uuid.UUID]]:
     )
 
 
-def is_held(session: Session, subject_id: uuid.UUID) -> bool:
-    return bool(
-        session.scalar(
-            select(exists(held_subject_ids().where(LegalHoldSubject.subject_id == subject_id)))
-        )
-    )
+def is_held(session: Session, subject_id: uuid.UUID, *, autoflush: bool = True) -> bool:
+    """Whether ``subject_id`` is under an active hold (one statement, built once).
+
+    ``autoflush=False`` skips flushing the session's pending changes first: for a caller
+    that has no hold pending in the session and changes to flush later in one statement.
+    """
+    params = {"sid": subject_id}
+    if autoflush:
+        return bool(session.scalar(_held_stmt(), params))
+    return bool(session.connection().execute(_held_stmt(), params).scalar())
+
+
+@functools.cache
+def _held_stmt() -> Select[tuple[bool]]:
+    subject = LegalHoldSubject.subject_id == bindparam("sid")
+    return select(exists(held_subject_ids().where(subject)))
