@@ -54,14 +54,18 @@ from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
 from govern.dsr.service import (
     RequestLog,
+    RequestRow,
+    as_row,
     audit_request,
     check_deadlines,
     get_request,
     lifecycle_event,
+    load_row,
     plan_for,
+    request_columns,
     transition,
 )
-from govern.errors import IllegalTransitionError, ManualStepError, UnknownRequestError
+from govern.errors import IllegalTransitionError, ManualStepError
 from govern.types.utc import utcnow
 
 StepHook = Callable[[int, str], None]
@@ -117,9 +121,9 @@ def _claimable(now: object) -> object:
 
 
 @functools.cache
-def _claim_stmt(dialect: str) -> ReturningUpdate[tuple[uuid.UUID]]:
+def _claim_stmt(dialect: str) -> ReturningUpdate[Any]:
     """The claim, built once per dialect (bind parameters): one UPDATE of the most urgent
-    claimable row.
+    claimable row, returning it (a :class:`~govern.dsr.service.RequestRow`).
 
     PostgreSQL picks with ``FOR UPDATE SKIP LOCKED``. SQLite has no row locks (the UPDATE
     takes the database write lock) and would sort every claimable row to find the first:
@@ -156,7 +160,7 @@ def _claim_stmt(dialect: str) -> ReturningUpdate[tuple[uuid.UUID]]:
         update(_REQUESTS)
         .where(c.id == pick)
         .values(claimed_by=bindparam("worker"), lease_expires_at=bindparam("until"))
-        .returning(c.id)
+        .returning(*request_columns())
     )
 
 
@@ -176,8 +180,8 @@ def _claim(session: Session, worker: str, lease: dt.timedelta, log: RequestLog) 
     now = utcnow()
     conn = session.connection()
     stmt = _claim_stmt(conn.dialect.name)
-    rid = conn.execute(stmt, {"now": now, "worker": worker, "until": now + lease}).scalar()
-    return None if rid is None else _start(session, rid, worker, log)
+    row = conn.execute(stmt, {"now": now, "worker": worker, "until": now + lease}).first()
+    return None if row is None else _start(session, as_row(row), worker, log)
 
 
 class _Pending(NamedTuple):
@@ -198,26 +202,29 @@ class _Job(NamedTuple):
     subject_ref: str | None
     pending: list[_Pending]
     staged: int
-    request: DsrRequest
-    """Held while the worker runs the request: the session's identity map keeps its objects
-    only while something refers to them, and completion changes this one."""
+    request: RequestRow
+    planned: bool = False
+    """The plan was stored in this transaction: no step of it has run yet."""
 
 
 def _load_job(
     session: Session,
-    req: DsrRequest,
+    req: RequestRow,
     ref: Any = _UNSET,
     pending: list[_Pending] | None = None,
 ) -> _Job:
-    """What running ``req`` needs; ``ref`` and ``pending`` when the caller has them."""
+    """What running ``req`` needs; ``ref`` and ``pending`` when the caller has them (a plan
+    just stored)."""
     from govern.dsr.engine import subject_ref
 
     rid = req.id
+    planned = pending is not None
     if pending is None:
         pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
     if ref is _UNSET:
         ref = subject_ref(session, req.subject_id) if req.subject_id is not None else None
-    return _Job(rid, req.type, req.subject_id, dict(req.corrections or {}), ref, pending, 0, req)
+    corrections = dict(req.corrections)
+    return _Job(rid, req.type, req.subject_id, corrections, ref, pending, 0, req, planned)
 
 
 def _staged(session: Session, job: _Job, export_dir: Path, worker: str, log: RequestLog) -> _Job:
@@ -225,7 +232,7 @@ def _staged(session: Session, job: _Job, export_dir: Path, worker: str, log: Req
     file; reads whose rows are gone from it are set back to pending (audited)."""
     from govern.dsr.engine import staged_offset
 
-    if job.type not in ("access", "portability"):
+    if job.type not in ("access", "portability") or job.planned:
         return job
     rid = job.request_id
     staged = staged_offset(session, export_dir, rid)
@@ -243,31 +250,24 @@ def _staged(session: Session, job: _Job, export_dir: Path, worker: str, log: Req
     return job._replace(pending=pending, staged=0)
 
 
-def _start(session: Session, rid: uuid.UUID, worker: str, log: RequestLog) -> _Job:
-    """Move a freshly claimed request to in_progress and store its plan (once)."""
-    req = get_request(session, rid)
+def _start(session: Session, req: RequestRow, worker: str, log: RequestLog) -> _Job:
+    """Move a freshly claimed request to in_progress and store its plan (once); the
+    request's changes go to ``log``."""
+    rid = req.id
     plan = None
     # a request never started has no plan yet (it is stored when the request first starts)
     never_started = req.state == "approved" and req.started_at is None
     if never_started or session.connection().execute(_HAS_PLAN, {"rid": rid}).first() is None:
         plan = plan_for(session, req)
-        req.outcome = {"exceptions": plan.exceptions} if plan.exceptions else {}
+        log.update(req, outcome={"exceptions": plan.exceptions} if plan.exceptions else {})
     if req.state == "approved":
         # resumed after a manual step's confirmation (or a retry): the first start stays
-        req.started_at = req.started_at or utcnow()
-        transition(
-            session,
-            req,
-            "in_progress",
-            actor=worker,
-            reason="claimed by a worker",
-            flush=False,
-            log=log,
-        )
+        if req.started_at is None:
+            log.update(req, started_at=utcnow())
+        transition(session, req, "in_progress", actor=worker, reason="claimed by a worker", log=log)
     else:
         audit_request(session, rid, actor=worker, action="dsr.resume", details=[{}], log=log)
     if plan is None:
-        session.flush()
         return _load_job(session, req)
     pending = _store_plan(session, rid, plan)
     return _load_job(session, req, plan.subject_ref, pending)
@@ -369,7 +369,8 @@ def _take(
     session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta, log: RequestLog
 ) -> _Job:
     """In ``session``'s transaction: claim the named request and start it, or raise."""
-    if not _grab(session, rid, worker, lease):
+    row = _grab(session, rid, worker, lease)
+    if row is None:
         req = get_request(session, rid)
         if req.state == "in_progress":
             raise IllegalTransitionError(
@@ -381,18 +382,25 @@ def _take(
                 f"request {rid} awaits a manual step: confirm it (govern dsr confirm) first"
             )
         raise IllegalTransitionError(f"request {rid} is {req.state}: approve it first")
-    return _start(session, rid, worker, log)
+    return _start(session, row, worker, log)
 
 
-def _grab(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> bool:
+def _grab(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) -> RequestRow | None:
     """Claim the named request if it is claimable (approved, or its lease expired)."""
     now = utcnow()
-    res = session.execute(
-        update(DsrRequest)
-        .where(DsrRequest.id == rid, _claimable(now))  # type: ignore[arg-type]
-        .values(claimed_by=worker, lease_expires_at=now + lease)
+    params = {"rid": rid, "now": now, "worker": worker, "until": now + lease}
+    row = session.connection().execute(_grab_stmt(), params).first()
+    return None if row is None else as_row(row)
+
+
+@functools.cache
+def _grab_stmt() -> ReturningUpdate[Any]:
+    return (
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == bindparam("rid"), _claimable(bindparam("now")))  # type: ignore[arg-type]
+        .values(claimed_by=bindparam("worker"), lease_expires_at=bindparam("until"))
+        .returning(*request_columns())
     )
-    return int(res.rowcount) == 1  # type: ignore[attr-defined]
 
 
 class _LostLease(Exception):
@@ -595,7 +603,7 @@ def run_claimed(
     def resume(session: Session, log: RequestLog) -> _Job:
         if not _fence(session, rid, worker, lease):
             raise _LostLease
-        return _load_job(session, get_request(session, rid))
+        return _load_job(session, load_row(session, rid))
 
     run = _Run(worker, export_dir, lease, on_step, rows_per_transaction)
     out = _process(engine, run, resume, fresh=False, rid=rid)
@@ -683,7 +691,11 @@ def _process(
                             last=not cut,
                         )
                     package = ctx.package if ctx is not None else None
-                    done = None if cut else _finish(session, rid, worker, len(first), log, package)
+                    done = (
+                        None
+                        if cut
+                        else _finish(session, job.request, worker, len(first), log, package)
+                    )
                     log.write(session)
             except _StepFailed as failed:
                 assert rid is not None
@@ -710,7 +722,9 @@ def _process(
                         _run_unit(session, ctx, unit, worker, lease, on_step, log, last=last)
                         if last:
                             # the last step's changes and the completion commit together
-                            done = _finish(session, rid, worker, ran + len(unit), log, ctx.package)
+                            done = _finish(
+                                session, job.request, worker, ran + len(unit), log, ctx.package
+                            )
                         log.write(session)
                 except _StepFailed as failed:
                     return _fail(engine, rid, run, failed)
@@ -802,7 +816,7 @@ def _complete(
             req = get_request(session, rid)
             return ProcessResult(request_id=rid, state=req.state, steps_run=ran, steps_total=0)
         log = RequestLog()
-        result = _finish(session, rid, worker, ran, log)
+        result = _finish(session, load_row(session, rid), worker, ran, log)
         log.write(session)
     clear_staging(export_dir, rid)
     return result
@@ -810,7 +824,7 @@ def _complete(
 
 def _finish(
     session: Session,
-    rid: uuid.UUID,
+    req: RequestRow,
     worker: str,
     ran: int,
     log: RequestLog,
@@ -823,12 +837,9 @@ def _finish(
     """
     from govern.dsr.models import DsrExport
 
-    # fenced: no other worker changes the request while we hold it, so the object this
-    # session already has (from the claim, when the request runs in one transaction) is
-    # current for every column written below
-    req = session.get(DsrRequest, rid)
-    if req is None:
-        raise UnknownRequestError(f"unknown request {rid}")
+    # fenced: no other worker changes the request while we hold it, so ``req`` (read when
+    # this worker claimed it) is current for every column written below
+    rid = req.id
     total, skipped = session.connection().execute(_TALLY, {"rid": rid}).one()
     if package is None and req.type in ("access", "portability"):
         export = session.scalars(
@@ -836,21 +847,19 @@ def _finish(
         ).first()
         if export is not None:
             package = (export.path, export.sha256, export.rows)
-    outcome = dict(req.outcome or {})
+    outcome = dict(req.outcome)
     if skipped:
         outcome["exceptions"] = [*outcome.get("exceptions", []), HOLD_PLACED]
     if req.subject_id is None:
         outcome["no_data_held"] = True
     if package is not None:
         outcome["package"] = {"sha256": package[1], "rows": package[2]}
-    req.outcome = outcome
-    req.completed_at = utcnow()
-    req.claimed_by, req.lease_expires_at = None, None
+    log.update(req, outcome=outcome, completed_at=utcnow(), claimed_by=None, lease_expires_at=None)
     if req.type == "rectification":
         # the corrected values now live in the tables; keep only which columns changed
-        req.corrections = dict.fromkeys(req.corrections or {}, "(applied)")
+        log.update(req, corrections=dict.fromkeys(req.corrections, "(applied)"))
     reason = "no data held about this person" if req.subject_id is None else "all steps done"
-    transition(session, req, "completed", actor=worker, reason=reason, flush=False, log=log)
+    transition(session, req, "completed", actor=worker, reason=reason, log=log)
     exceptions = len(outcome.get("exceptions", []))
     lifecycle_event(session, req, "completed", log=log, exceptions=exceptions)
     return ProcessResult(
@@ -878,15 +887,17 @@ def _fail(
     with _session(engine) as session, session.begin():
         log = RequestLog()
         if reclaim:
-            if not _grab(session, rid, worker, run.lease):
+            row = _grab(session, rid, worker, run.lease)
+            if row is None:
                 return _lost(engine, rid, 0)
-            _start(session, rid, worker, log)
+            req = _start(session, row, worker, log).request
         elif not _fence(session, rid, worker, run.lease):
             # our lease ran out while the step ran and another worker took the request
             return _lost(engine, rid, 0)
-        req = get_request(session, rid)
-        req.outcome = {**(req.outcome or {}), "error": f"step {seq}: {name}"}
-        req.claimed_by, req.lease_expires_at = None, None
+        else:
+            req = load_row(session, rid)
+        outcome = {**req.outcome, "error": f"step {seq}: {name}"}
+        log.update(req, outcome=outcome, claimed_by=None, lease_expires_at=None)
         reason = f"step {seq} failed: {name}"
         transition(session, req, "failed", actor=worker, reason=reason, log=log)
         log.write(session)
