@@ -3,7 +3,8 @@
 A plan is a list of steps, one per table (plus a final ``package`` step for access and
 portability, and one ``manual`` step per registered manual location the request covers).
 :func:`build_plan` computes it without changing anything; the worker stores it and runs it
-step by step, each step in its own transaction with its checkpoint.
+in plan order, each step with its own checkpoint (see :mod:`govern.dsr.workers` for how
+steps are cut into transactions).
 """
 
 from __future__ import annotations

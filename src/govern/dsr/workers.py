@@ -1,18 +1,22 @@
 """Claiming and running requests: resumable, step by step, safe with many workers.
 
-These functions take an :class:`~sqlalchemy.engine.Engine`, not a Session, because
-each step is its own transaction: a worker killed at any point loses at most the
-uncommitted step, and whoever resumes (after the lease expires) starts at the first
-step whose checkpoint is not ``done``, so no step runs twice.
+These functions take an :class:`~sqlalchemy.engine.Engine`, not a Session, because a
+request runs in transactions of its own: :func:`units` cuts its steps into them (a subject
+with little data is one transaction; ``rows_per_transaction=0`` gives one per step with
+work). A worker killed at any point loses at most the uncommitted transaction, and whoever
+resumes (after the lease expires) starts at the first step whose checkpoint is not
+``done``, so no step runs twice.
 
 A ``manual`` step is not run: the worker that reaches it moves the request to
 ``awaiting_action`` and lets it go; an operator confirms the step
 (:func:`~govern.dsr.service.confirm_manual_step`), which approves the request again, and the
 next worker resumes at the step after it.
 
-Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)``:
-PostgreSQL workers skip each other's rows; on SQLite the UPDATE takes the database
-write lock first, so claims are serialised.
+Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)
+RETURNING ...``: PostgreSQL workers skip each other's rows; on SQLite the UPDATE takes the
+database write lock first, so claims are serialised. The worker holds the request as a
+:class:`~govern.dsr.service.RequestRow` and writes what each transaction records about it
+from a :class:`~govern.dsr.service.RequestLog` just before the commit.
 """
 
 from __future__ import annotations
