@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Integer, String, event, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from govern import dsr, holds, keys
 from govern.db import load_models, transaction
@@ -346,6 +347,75 @@ def test_register_a_host_table(engine: Engine, calendar: WorkCalendar) -> None:
     finally:
         unregister_actions("host_tickets_test")
         md.remove(t)
+
+
+def test_erasure_audit_trail_keeps_the_order_things_happened_in(
+    engine: Engine, calendar: WorkCalendar, export_dir: Path
+) -> None:
+    """The worker writes a transaction's audit rows together, except that what came before
+    a shred (the claim's transition) is written before the shred audits itself: by id the
+    trail reads claim, crypto.shred, steps, completion, and its times never go back."""
+    with transaction(engine) as s:
+        sid = populate_subject(s, events=2)
+        rid = approved_request(s, calendar, sid, "erasure")
+        start = s.scalar(select(func.max(core.AuditLog.id))) or 0
+    assert dsr.process_request(engine, rid, export_dir=export_dir).state == "completed"
+    with transaction(engine) as s:
+        rows = s.execute(
+            select(core.AuditLog.action, core.AuditLog.occurred_at, core.AuditLog.details)
+            .where(core.AuditLog.id > start)
+            .order_by(core.AuditLog.id)
+        ).all()
+    actions = [r.action for r in rows]
+    assert actions[0] == "dsr.transition"
+    assert rows[0].details["to"] == "in_progress"
+    assert actions.index("crypto.shred") < actions.index("dsr.step")
+    assert actions[-1] == "dsr.transition"
+    assert rows[-1].details["to"] == "completed"
+    times = [r.occurred_at for r in rows]
+    assert times == sorted(times)
+
+
+def test_redactions_of_tables_with_orm_update_behaviour_go_through_the_orm() -> None:
+    """A host's mapped table with a version counter, ``@validates`` or update listeners is
+    redacted through an ORM flush (those need it); govern's own tables have none and get one
+    Core UPDATE per table."""
+    from govern.db import CoreBase
+    from govern.dsr.engine import _mapper_behaviour
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Versioned(Base):
+        __tablename__ = "versioned_test"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        version: Mapped[int] = mapped_column(Integer)
+        __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    class Validated(Base):
+        __tablename__ = "validated_test"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        body: Mapped[str] = mapped_column(String(10))
+
+        @validates("body")
+        def _check(self, _key: str, value: str) -> str:
+            return value
+
+    class Listened(Base):
+        __tablename__ = "listened_test"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+    class Plain(Base):
+        __tablename__ = "plain_test"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+    event.listen(Listened, "before_update", lambda *_: None)
+    assert _mapper_behaviour(Versioned)
+    assert _mapper_behaviour(Validated)
+    assert _mapper_behaviour(Listened)
+    assert not _mapper_behaviour(Plain)
+    load_models()
+    assert not any(_mapper_behaviour(m.class_) for m in CoreBase.registry.mappers)
 
 
 def test_linked_tables_follow_the_registry() -> None:

@@ -133,12 +133,21 @@ def test_two_workers_on_sqlite(
 def test_claims_take_the_most_urgent_claimable_request_first(
     engine: Engine, calendar: WorkCalendar
 ) -> None:
-    """Approved requests and in-progress ones whose lease ran out are claimed by due date
-    (ties by id); a live lease, or any other state, is never claimed."""
+    """Approved requests and in-progress ones whose lease ran out (or that have none) are
+    claimed by due date (ties by id); a live lease, or any other state, is never claimed."""
     from govern.dsr.workers import claim_next
 
     now = dt.datetime.now(dt.UTC)
-    due = {"late": 9, "soon": 2, "tie_a": 5, "tie_b": 5, "abandoned": 1, "leased": 0, "done": 0}
+    due = {
+        "late": 9,
+        "soon": 2,
+        "tie_a": 5,
+        "tie_b": 5,
+        "abandoned": 1,
+        "unleased": 3,
+        "leased": 0,
+        "done": 0,
+    }
     ids: dict[str, uuid.UUID] = {}
     with transaction(engine) as s:
         sid = populate_subject(s, events=1)
@@ -149,13 +158,13 @@ def test_claims_take_the_most_urgent_claimable_request_first(
             assert req is not None
             req.due_at = now + dt.timedelta(days=days)
         s.get(DsrRequest, ids["done"]).state = "completed"  # type: ignore[union-attr]
-        for name, lease in (("abandoned", -1), ("leased", 60)):
+        for name, lease in (("abandoned", -1), ("unleased", None), ("leased", 60)):
             req = s.get(DsrRequest, ids[name])
             assert req is not None
             req.state, req.claimed_by = "in_progress", "gone"
-            req.lease_expires_at = now + dt.timedelta(minutes=lease)
+            req.lease_expires_at = None if lease is None else now + dt.timedelta(minutes=lease)
     ties = sorted(("tie_a", "tie_b"), key=lambda n: ids[n])
-    expected = ["abandoned", "soon", *ties, "late"]
+    expected = ["abandoned", "soon", "unleased", *ties, "late"]
     got = [claim_next(engine, worker=f"w{i}") for i in range(len(expected) + 1)]
     assert got == [*(ids[n] for n in expected), None]
     with transaction(engine) as s:

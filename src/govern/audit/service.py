@@ -54,27 +54,34 @@ def record_many(
     For hot paths (a DSR step's checkpoint): no ORM object is built or flushed. The rows
     are the ones :func:`record` writes, ids in the order given.
     """
+    if not details:
+        return 0
     now = utcnow()
-    return record_rows(
-        session,
-        [
-            {
-                "occurred_at": now,
-                "actor": actor,
-                "action": action,
-                "target_type": target_type,
-                "target_id": target_id,
-                "details": dict(d),
-            }
-            for d in details
-        ],
-    )
+    rows = [
+        {
+            "occurred_at": now,
+            "actor": actor,
+            "action": action,
+            "target_type": target_type,
+            "target_id": target_id,
+            "details": dict(d),
+        }
+        for d in details
+    ]
+    session.execute(_INSERT, rows)  # through the Session: pending objects flush first
+    return len(rows)
 
 
 def record_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Append prepared audit rows (``occurred_at``, ``actor``, ``action``, ``target_type``,
-    ``target_id``, ``details``) with one Core ``INSERT``, ids in the order given; never
-    commits. For a caller that gathers a transaction's rows and writes them together."""
+    ``target_id``, ``details``) with one Core ``INSERT`` on the session's connection, ids in
+    the order given; never commits.
+
+    For a caller that gathers a transaction's rows and writes them together (the DSR
+    worker): unlike :func:`record_many` it does not flush the session's pending objects
+    first, so their rows (audit rows added as ORM objects among them) are written when the
+    session next flushes.
+    """
     if not rows:
         return 0
     session.connection().execute(_INSERT, list(rows))

@@ -183,10 +183,10 @@ def _update_stmt(table: Table, columns: tuple[str, ...]) -> Update:
     return update(table).where(where).values(values)
 
 
-def _core_values(table: Table, values: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The SET values of a Core UPDATE that writes what an ORM flush of ``values`` would, or
-    None when only a flush can: a token to mint in the vault, or a value to seal under the
-    subject's own key.
+def _core_values(table: Table, values: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The SET values of a Core UPDATE that writes what an ORM flush of ``values`` would,
+    and whether only a flush can write them: a token to mint in the vault, or a value to
+    seal under the subject's own key.
 
     Sealed columns are sealed by their type's bind; a blind-index twin whose source column
     changes gets the source's value, which the twin's type turns into the digest (None
@@ -195,14 +195,28 @@ def _core_values(table: Table, values: Mapping[str, Any]) -> dict[str, Any] | No
     from govern.types.shredded import _Shredded
     from govern.types.token import TokenString
 
-    for c, v in values.items():
-        if v is not None and isinstance(table.c[c].type, _Shredded | TokenString):
-            return None
     out = dict(values)
     for source, twin in _twins(table):
         if source in values:
             out[twin] = values[source]
-    return out
+    flush = any(
+        v is not None and isinstance(table.c[c].type, _Shredded | TokenString)
+        for c, v in values.items()
+    )
+    return out, flush
+
+
+@functools.cache
+def _mapper_behaviour(cls: type) -> bool:
+    """Whether updates of ``cls`` rely on the ORM: a version counter, ``@validates``, or
+    update listeners on its mapper (a host's table may have them; govern's have none)."""
+    from sqlalchemy import inspect
+
+    mapper: Any = inspect(cls)
+    d = mapper.dispatch
+    return bool(
+        mapper.version_id_col is not None or mapper.validators or d.before_update or d.after_update
+    )
 
 
 def _update(
@@ -212,10 +226,12 @@ def _update(
     values: Mapping[str, Any],
     ref: str | None = None,
 ) -> int:
-    core = _core_values(table, values)
-    if core is None and _mapped_class(table) is not None:
+    """Redact or rectify the subject's rows of ``table``: one Core UPDATE, or through the
+    ORM when a value needs a flush or the mapped class relies on ORM update behaviour."""
+    core, flush = _core_values(table, values)
+    mapped = _mapped_class(table)
+    if mapped is not None and (flush or _mapper_behaviour(mapped)):
         return _orm_update(session, table, subject_id, values, ref)
-    core = dict(values) if core is None else core
     cols = tuple(sorted(core))
     params = {SID: subject_id, REF: ref, **{f"dsr_v_{c}": core[c] for c in cols}}
     return int(session.connection().execute(_update_stmt(table, cols), params).rowcount)

@@ -156,18 +156,30 @@ class RequestLog:
 
     def write(self, session: Session) -> None:
         """Write what was gathered, in the caller's transaction, and start empty again."""
+        if self.changes:
+            names = tuple(sorted(self.changes))
+            params = {"rid": self.request_id, **self.changes}
+            session.connection().execute(_update_stmt(names), params)
+            self.changes = {}
+        self.write_records(session)
+
+    def write_records(self, session: Session) -> None:
+        """Write the transitions, audit rows and events gathered so far; the request's
+        changes wait for :meth:`write`. Called before steps that write audit rows or events
+        of their own (a shred's ``crypto.shred``, a withdrawal's consent events), so that
+        the trail keeps the order things happened in."""
         from govern import events
 
         conn = session.connection()
-        if self.changes:
-            names = tuple(sorted(self.changes))
-            conn.execute(_update_stmt(names), {"rid": self.request_id, **self.changes})
         if self.transitions:
             conn.execute(_INSERT_TRANSITION, self.transitions)
         audit.record_rows(session, self.audits)
         if self.events:
             events.emit_many(session, self.events)
-        self.transitions, self.audits, self.events, self.changes = [], [], [], {}
+        # emptied in place: a step context may hold the events list (StepContext.notices)
+        self.transitions.clear()
+        self.audits.clear()
+        self.events.clear()
 
 
 @functools.lru_cache(maxsize=32)
@@ -253,8 +265,18 @@ def audit_request(
 ) -> None:
     """Audit rows about one request, one per item of ``details`` (one Core INSERT, or
     added to ``log``)."""
+    if log is None:
+        audit.record_many(
+            session,
+            actor=actor,
+            action=action,
+            target_type="dsr_request",
+            target_id=str(request_id),
+            details=details,
+        )
+        return
     now = utcnow()
-    rows = [
+    log.audits += [
         {
             "occurred_at": now,
             "actor": actor,
@@ -265,10 +287,6 @@ def audit_request(
         }
         for d in details
     ]
-    if log is not None:
-        log.audits += rows
-    else:
-        audit.record_rows(session, rows)
 
 
 def transition(
@@ -290,8 +308,9 @@ def transition(
     """
     if to not in TRANSITIONS.get(req.state, frozenset()):
         raise IllegalTransitionError(f"request {req.id} cannot go from {req.state} to {to}")
-    if log is not None and not isinstance(req, RequestRow):
-        raise UsageError("transition(..., log=...) changes a RequestRow (see load_row)")
+    if (log is not None) != isinstance(req, RequestRow):
+        # a RequestRow is written by its log; an ORM request by the session
+        raise UsageError("transition() changes a RequestRow with log=..., a DsrRequest without")
     if isinstance(req, DsrRequest) and req in session.new:
         session.flush()  # the Core INSERT below refers to the request's row
     # Core INSERTs (statement built once): transitions are on every request's hot path
@@ -315,7 +334,8 @@ def transition(
         details=[{"from": req.state, "to": to, "reason": reason, "type": req.type}],
         log=log,
     )
-    if log is not None and isinstance(req, RequestRow):
+    if isinstance(req, RequestRow):
+        assert log is not None
         log.update(req, state=to)
         return
     req.state = to

@@ -12,11 +12,13 @@ A ``manual`` step is not run: the worker that reaches it moves the request to
 (:func:`~govern.dsr.service.confirm_manual_step`), which approves the request again, and the
 next worker resumes at the step after it.
 
-Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)
-RETURNING ...``: PostgreSQL workers skip each other's rows; on SQLite the UPDATE takes the
-database write lock first, so claims are serialised. The worker holds the request as a
-:class:`~govern.dsr.service.RequestRow` and writes what each transaction records about it
-from a :class:`~govern.dsr.service.RequestLog` just before the commit.
+Claiming is one ``UPDATE ... WHERE id = (SELECT ...) RETURNING ...``. On PostgreSQL the
+pick is ``FOR UPDATE SKIP LOCKED LIMIT 1``: workers skip each other's rows. On SQLite the
+UPDATE takes the database write lock first, so claims are serialised, and the pick reads
+the first request of each claimable state from the ``(state, due_at, id)`` index. The
+worker holds the request as a :class:`~govern.dsr.service.RequestRow` and writes what each
+transaction records about it from a :class:`~govern.dsr.service.RequestLog` just before
+the commit.
 """
 
 from __future__ import annotations
@@ -565,6 +567,10 @@ def _run_unit(
                 if held:
                     done.append(_Done(step, "skipped", 0, HOLD_PLACED))
                     continue
+            if step.action == "shred":
+                # keys.shred_subject writes its own audit row (crypto.shred): what this
+                # transaction recorded before it (the claim's transition) goes first
+                log.write_records(session)
             try:
                 rows = run_step(session, ctx, step.table, step.action)
             except Exception as exc:
