@@ -319,22 +319,28 @@ def test_restriction_and_objection(
         assert len(s.scalars(q).all()) == 5
 
 
-def test_register_a_host_table(engine: Engine, calendar: WorkCalendar) -> None:
-    from sqlalchemy import Column, ForeignKey, String, Table, Uuid
+def _host_table(md: Any, name: str) -> Any:
+    """A host's table linked to subjects (no DSR actions yet), added to ``md``."""
+    from sqlalchemy import Column, ForeignKey, Table, Uuid
 
     from govern.datamap import governed
-    from govern.datamap.actions import Redact, register_actions, unregister_actions
-    from govern.errors import UsageError
 
-    md = load_models()
-    t = Table(
-        "host_tickets_test",
+    return Table(
+        name,
         md,
         Column("id", Uuid, primary_key=True),
         Column("subject_id", Uuid, ForeignKey("subjects.id")),
         Column("body", String(100)),
         info=governed(owner="o", steward="s", subject_link="subject_id", description="d"),
     )
+
+
+def test_register_a_host_table(engine: Engine, calendar: WorkCalendar) -> None:
+    from govern.datamap.actions import Redact, register_actions, unregister_actions
+    from govern.errors import UsageError
+
+    md = load_models()
+    t = _host_table(md, "host_tickets_test")
     try:
         assert "host_tickets_test" in dsr.dsr_map(md).unmapped
         register_actions(t, erasure=Redact({"body": "[erased]"}), rectifiable=("body",))
@@ -421,21 +427,11 @@ def test_redactions_of_tables_with_orm_update_behaviour_go_through_the_orm() -> 
 def test_linked_tables_follow_the_registry() -> None:
     """Plans see a host table's actions as soon as they are registered, replaced or
     forgotten (the table list is cached per registry version)."""
-    from sqlalchemy import Column, ForeignKey, String, Table, Uuid
-
-    from govern.datamap import governed
     from govern.datamap.actions import Redact, register_actions, unregister_actions
     from govern.dsr.engine import linked_tables
 
     md = load_models()
-    t = Table(
-        "host_notes_test",
-        md,
-        Column("id", Uuid, primary_key=True),
-        Column("subject_id", Uuid, ForeignKey("subjects.id")),
-        Column("body", String(100)),
-        info=governed(owner="o", steward="s", subject_link="subject_id", description="d"),
-    )
+    t = _host_table(md, "host_notes_test")
 
     def erasure() -> str | None:
         return {x.name: a.erasure for x, a in linked_tables(md)}.get("host_notes_test")
