@@ -56,8 +56,25 @@ def record_many(
     """
     if not details:
         return 0
+    found = rows(
+        actor=actor, action=action, target_type=target_type, target_id=target_id, details=details
+    )
+    session.execute(_INSERT, found)  # through the Session: pending objects flush first
+    return len(found)
+
+
+def rows(
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    details: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """The audit rows :func:`record_many` writes (one per item of ``details``, one time),
+    for a caller that gathers them and writes them later with :func:`record_rows`."""
     now = utcnow()
-    rows = [
+    return [
         {
             "occurred_at": now,
             "actor": actor,
@@ -68,8 +85,6 @@ def record_many(
         }
         for d in details
     ]
-    session.execute(_INSERT, rows)  # through the Session: pending objects flush first
-    return len(rows)
 
 
 def record_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -105,7 +105,7 @@ def request_columns() -> list[Any]:
 
 def load_row(session: Session, request_id: uuid.UUID) -> RequestRow:
     """The request as a :class:`RequestRow` (one Core SELECT), or UnknownRequestError."""
-    row = session.connection().execute(_ROW_SELECT(), {"rid": request_id}).first()
+    row = session.connection().execute(_row_select(), {"rid": request_id}).first()
     if row is None:
         raise UnknownRequestError(f"unknown request {request_id}")
     return as_row(row)
@@ -120,7 +120,7 @@ def as_row(row: Any) -> RequestRow:
 
 
 @functools.cache
-def _ROW_SELECT() -> Select[Any]:
+def _row_select() -> Select[Any]:
     table = cast(Table, DsrRequest.__table__)
     return select(*request_columns()).where(table.c.id == bindparam("rid"))
 
@@ -165,9 +165,9 @@ class RequestLog:
 
     def write_records(self, session: Session) -> None:
         """Write the transitions, audit rows and events gathered so far; the request's
-        changes wait for :meth:`write`. Called before steps that write audit rows or events
-        of their own (a shred's ``crypto.shred``, a withdrawal's consent events), so that
-        the trail keeps the order things happened in."""
+        changes wait for :meth:`write`. Called before a step that writes an audit row of its
+        own (a shred's ``crypto.shred``), so that the trail keeps the order things happened
+        in."""
         from govern import events
 
         conn = session.connection()
@@ -275,18 +275,13 @@ def audit_request(
             details=details,
         )
         return
-    now = utcnow()
-    log.audits += [
-        {
-            "occurred_at": now,
-            "actor": actor,
-            "action": action,
-            "target_type": "dsr_request",
-            "target_id": str(request_id),
-            "details": dict(d),
-        }
-        for d in details
-    ]
+    log.audits += audit.rows(
+        actor=actor,
+        action=action,
+        target_type="dsr_request",
+        target_id=str(request_id),
+        details=details,
+    )
 
 
 def transition(
@@ -296,15 +291,12 @@ def transition(
     *,
     actor: str,
     reason: str | None = None,
-    flush: bool = True,
     log: RequestLog | None = None,
 ) -> None:
     """Move ``req`` to state ``to`` or raise :class:`IllegalTransitionError`; audited.
 
-    ``flush=False`` leaves the request's UPDATE to the session's next flush, so that the
-    other changes of the same transaction go in the same statement. With ``log`` (and a
-    :class:`RequestRow`) the new state, the transition and the audit row are added to the
-    log, which the caller writes before the commit.
+    With ``log`` (and a :class:`RequestRow`) the new state, the transition and the audit
+    row are added to the log, which the caller writes before the commit.
     """
     if to not in TRANSITIONS.get(req.state, frozenset()):
         raise IllegalTransitionError(f"request {req.id} cannot go from {req.state} to {to}")
@@ -339,8 +331,7 @@ def transition(
         log.update(req, state=to)
         return
     req.state = to
-    if flush:
-        session.flush()
+    session.flush()
 
 
 _INSERT_TRANSITION = insert(cast(Table, DsrTransition.__table__))

@@ -115,15 +115,16 @@ def _session(engine: Engine) -> Session:
     return session
 
 
-def _claimable(now: object) -> object:
+def _abandoned(now: object) -> Any:
+    """In progress, but its worker's lease ran out (or it has none)."""
     c = _REQUESTS.c
-    return or_(
-        c.state == "approved",
-        and_(
-            c.state == "in_progress",
-            or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now),
-        ),
+    return and_(
+        c.state == "in_progress", or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now)
     )
+
+
+def _claimable(now: object) -> Any:
+    return or_(_REQUESTS.c.state == "approved", _abandoned(now))
 
 
 @functools.cache
@@ -143,12 +144,7 @@ def _claim_stmt(dialect: str) -> ReturningUpdate[Any]:
             return select(c.id, c.due_at).where(where).order_by(c.due_at, c.id).limit(1).subquery()
 
         approved = first(c.state == "approved")
-        abandoned = first(
-            and_(
-                c.state == "in_progress",
-                or_(c.lease_expires_at.is_(None), c.lease_expires_at <= bindparam("now")),
-            )
-        )
+        abandoned = first(_abandoned(bindparam("now")))
         both = union_all(
             select(approved.c.id, approved.c.due_at), select(abandoned.c.id, abandoned.c.due_at)
         ).subquery()
@@ -156,7 +152,7 @@ def _claim_stmt(dialect: str) -> ReturningUpdate[Any]:
     else:
         pick = (
             select(c.id)
-            .where(_claimable(bindparam("now")))  # type: ignore[arg-type]
+            .where(_claimable(bindparam("now")))
             .order_by(c.due_at, c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -201,16 +197,20 @@ class _Pending(NamedTuple):
 class _Job(NamedTuple):
     """What running a claimed request needs, read in the claim's transaction."""
 
-    request_id: uuid.UUID
-    type: str
-    subject_id: uuid.UUID | None
-    corrections: dict[str, Any]
+    request: RequestRow
     subject_ref: str | None
     pending: list[_Pending]
-    staged: int
-    request: RequestRow
+    staged: int = 0
     planned: bool = False
     """The plan was stored in this transaction: no step of it has run yet."""
+
+    @property
+    def request_id(self) -> uuid.UUID:
+        return self.request.id
+
+    @property
+    def type(self) -> str:
+        return self.request.type
 
 
 def _load_job(
@@ -229,8 +229,7 @@ def _load_job(
         pending = [_Pending(*r) for r in session.connection().execute(_PENDING, {"rid": rid})]
     if ref is _UNSET:
         ref = subject_ref(session, req.subject_id) if req.subject_id is not None else None
-    corrections = dict(req.corrections)
-    return _Job(rid, req.type, req.subject_id, corrections, ref, pending, 0, req, planned)
+    return _Job(req, ref, pending, planned=planned)
 
 
 def _staged(session: Session, job: _Job, export_dir: Path, worker: str, log: RequestLog) -> _Job:
@@ -403,7 +402,7 @@ def _grab(session: Session, rid: uuid.UUID, worker: str, lease: dt.timedelta) ->
 def _grab_stmt() -> ReturningUpdate[Any]:
     return (
         update(_REQUESTS)
-        .where(_REQUESTS.c.id == bindparam("rid"), _claimable(bindparam("now")))  # type: ignore[arg-type]
+        .where(_REQUESTS.c.id == bindparam("rid"), _claimable(bindparam("now")))
         .values(claimed_by=bindparam("worker"), lease_expires_at=bindparam("until"))
         .returning(*request_columns())
     )
@@ -634,13 +633,14 @@ class _Run(NamedTuple):
 def _context(job: _Job, export_dir: Path) -> StepContext | None:
     from govern.db import load_models
 
-    if job.subject_id is None:
+    req = job.request
+    if req.subject_id is None:
         return None
     return StepContext(
-        request_id=job.request_id,
-        type=job.type,
-        subject_id=job.subject_id,
-        corrections=job.corrections,
+        request_id=req.id,
+        type=req.type,
+        subject_id=req.subject_id,
+        corrections=dict(req.corrections),
         export_dir=export_dir,
         metadata=load_models(),
         subject_ref=job.subject_ref,
