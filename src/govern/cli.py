@@ -371,6 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=1000, help="Values per committed batch (default 1000)."
     )
+    p.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="Sleep after each committed batch, to spare a busy database (default 0).",
+    )
     p = leaf(ksub, "retire", command.keys_retire, lambda a, s: command.keys_retire(s, a.key_id))
     p.add_argument("key_id", metavar="KEY", type=int, help="The id of the data key to retire.")
     leaf(ksub, "rewrap", command.keys_rewrap, lambda a, s: command.keys_rewrap(s))
@@ -400,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _reencrypt(args: argparse.Namespace, settings: Any) -> Any:
     """``keys reencrypt`` with a rich progress bar on a terminal, silent when piped."""
     if args.json or not sys.stderr.isatty():
-        return command.keys_reencrypt(settings, args.batch_size)
+        return command.keys_reencrypt(settings, args.batch_size, pause=args.pause)
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
@@ -409,7 +416,7 @@ def _reencrypt(args: argparse.Namespace, settings: Any) -> Any:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return command.keys_reencrypt(settings, args.batch_size, progress)
+        return command.keys_reencrypt(settings, args.batch_size, progress, args.pause)
 
 
 def _record_args(a: argparse.Namespace) -> dict[str, Any]:

@@ -552,14 +552,17 @@ def keys_rotate(settings: Settings) -> KeyChange:
 
 
 def keys_reencrypt(
-    settings: Settings, batch_size: int = 1000, progress: Progress | None = None
+    settings: Settings,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+    pause: float = 0.0,
 ) -> ReencryptResult:
     """Re-seal values under old data keys with the primary, in resumable batches."""
     from govern.keys import reencrypt
 
     with _engine(settings) as engine:
         keyring = _bind_keys(engine, settings, create=True)
-        return reencrypt(engine, keyring, batch_size=batch_size, progress=progress)
+        return reencrypt(engine, keyring, batch_size=batch_size, progress=progress, pause=pause)
 
 
 def keys_retire(settings: Settings, key_id: int) -> KeyChange:

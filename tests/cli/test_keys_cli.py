@@ -47,6 +47,11 @@ def test_rotate_list_and_retire_refusals(env: str, capsys: pytest.CaptureFixture
     code, _, err = run(capsys, "keys", "retire", "999")
     assert code == 2
     assert "no data key 999" in err
+    for bad in ("-1", "nan", "inf"):
+        code, out, err = run(capsys, "keys", "reencrypt", "--pause", bad)
+        assert (code, out) == (2, "")
+        assert err.startswith("govern: error: pause must be")
+        assert len(err.strip().splitlines()) == 1
     assert before == schema_snapshot(env)
     code, out, _ = run(capsys, "keys", "reencrypt", "--json")
     assert (code, json.loads(out)["values"]) == (0, 0)

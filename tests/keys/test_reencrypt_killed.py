@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from sqlalchemy import func, select, text
 
@@ -20,6 +21,7 @@ from govern.keys import count_sealed_by, list_keys
 from govern.keys.models import DataKey
 
 ROWS = 6000
+PAUSED = ("--batch-size", "50", "--pause", "0.02", "--json")
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -39,7 +41,9 @@ def _govern(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_killed_reencrypt_resumes_and_retire_follows(engine, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_killed_reencrypt_resumes_and_retire_follows(  # type: ignore[no-untyped-def]
+    engine, settings: Settings, tmp_path: Path
+) -> None:
     with transaction(engine) as s:
         s.add_all(
             Subject(id=uuid.UUID(int=i + 1), external_ref=f"ref-{i}", email=f"u{i}@example.com")
@@ -49,12 +53,17 @@ def test_killed_reencrypt_resumes_and_retire_follows(engine, settings: Settings)
         old = s.scalars(select(DataKey.id).where(DataKey.state == "primary")).one()
     assert _govern(settings, "keys", "rotate").returncode == 0
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "govern", "keys", "reencrypt", "--batch-size", "50", "--json"],
-        env=_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # 240 batches with a 20 ms pause after each: the run lasts about five seconds, so the kill
+    # lands midway however fast the machine re-seals (without a pause it takes a fraction of
+    # a second, and a busy machine's poll could miss it altogether).
+    err_path = tmp_path / "reencrypt.err"
+    with err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "govern", "keys", "reencrypt", *PAUSED],
+            env=_env(settings),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     old_header = aead.header(aead.DATA, old)
     left = 2 * ROWS
     deadline = time.monotonic() + 120
@@ -65,10 +74,16 @@ def test_killed_reencrypt_resumes_and_retire_follows(engine, settings: Settings)
             if left < 2 * ROWS - 200:
                 break
             time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.poll() is None, (
+            f"reencrypt ended (status {proc.returncode}) before it could be killed: "
+            + err_path.read_text()[-2000:]
+        )
+        proc.send_signal(signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            proc.kill()
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "reencrypt finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
     with engine.connect() as conn:
         left = sum(count_sealed_by(conn, [old]).values())
     assert 0 < left < 2 * ROWS  # killed midway: some batches committed, some not

@@ -144,7 +144,10 @@ def test_rotate_reencrypt_retire(engine: Engine, settings: Settings) -> None:
         with pytest.raises(KeyInUseError, match="primary"):
             retire(s, new.id)
     _subject(engine, email="late@example.com")  # written under the new key
-    result = reencrypt(engine, keyring, batch_size=3)
+    for bad in ({"batch_size": 0}, {"pause": -1.0}, {"pause": float("nan")}):
+        with pytest.raises(UsageError):
+            reencrypt(engine, keyring, **bad)
+    result = reencrypt(engine, keyring, batch_size=3, pause=0.001)
     assert result.values == 2 * 7  # external_ref and email of the seven
     assert reencrypt(engine, keyring).values == 0
     with transaction(engine) as s:

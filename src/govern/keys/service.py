@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -613,14 +615,19 @@ def reencrypt(
     batch_size: int = 1000,
     metadata: MetaData | None = None,
     progress: Progress | None = None,
+    pause: float = 0.0,
 ) -> ReencryptResult:
     """Re-seal every value under a non-primary data key with the primary, committing per batch.
 
     Safe to kill and rerun: each batch is one transaction, and only values still under an
     old key are selected (keyset pagination over the primary key), so a rerun resumes.
+    ``pause`` (seconds) is slept after each committed batch, outside any transaction, to
+    leave a busy database room for its own traffic.
     """
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
+    if not math.isfinite(pause) or pause < 0:
+        raise UsageError("pause must be a finite number of seconds, at least 0")
     primary = keyring.primary()
     old = [k for k in keyring.data_key_ids() if k != primary.key_id]
     headers = [aead.header(aead.DATA, k) for k in old]
@@ -671,6 +678,8 @@ def reencrypt(
             done += len(rows)
             if progress is not None:
                 progress(done, total)
+            if pause and len(rows) == batch_size:  # a short batch was this column's last
+                time.sleep(pause)
         per_column[pc.name] = count
     return ReencryptResult(
         primary_key_id=primary.key_id, values=done, columns=per_column, old_key_ids=old
