@@ -179,7 +179,10 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
     """
     with engine.connect() as conn:
         conn = conn.execution_options(govern_immediate=True)
-        with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+        # The session begins (and commits) the connection's transaction itself, so pending
+        # ORM changes are flushed at commit; a session joined to a transaction begun outside
+        # it would be closed without flushing them.
+        with Session(bind=conn, expire_on_commit=False) as session, session.begin():
             yield session
 
 

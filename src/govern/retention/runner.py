@@ -8,6 +8,11 @@ Once at a time: on PostgreSQL a transaction-scoped advisory lock
 (``pg_try_advisory_xact_lock``) held on a dedicated connection for the whole run (it goes
 with the connection if the process dies); on SQLite a lease row in ``retention_leases``,
 renewed every batch, taken over when it expires or its holder process on this host is gone.
+
+Every transaction here reads before it writes (the lease, the run row), so on SQLite each
+begins with ``BEGIN IMMEDIATE`` (:func:`govern.db.write_transaction`): a deferred transaction
+whose snapshot went stale, because the host's application or another scheduler committed
+meanwhile, would fail at its first write with "database is locked" instead of waiting.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
-from govern.db import session_factory
+from govern.db import write_transaction
 from govern.errors import GovernError
 from govern.retention import service
 from govern.retention.alerts import AlertChannel, dispatch
@@ -65,14 +70,10 @@ def _holder_gone(holder: str) -> bool:
 def _take_lease(engine: Engine, policy: str, holder: str, seconds: float) -> bool:
     now = utcnow()
     until = now + dt.timedelta(seconds=seconds)
-    with session_factory(engine)() as s, s.begin():
+    with write_transaction(engine) as s:  # the write lock first: no other taker in between
         lease = s.get(Lease, policy)
         if lease is None:
             s.add(Lease(policy_name=policy, holder=holder, expires_at=until))
-            try:
-                s.flush()
-            except IntegrityError:
-                return False
             return True
         if lease.holder != holder and lease.expires_at > now and not _holder_gone(lease.holder):
             return False
@@ -82,7 +83,7 @@ def _take_lease(engine: Engine, policy: str, holder: str, seconds: float) -> boo
 
 
 def _drop_lease(engine: Engine, policy: str, holder: str) -> None:
-    with session_factory(engine)() as s, s.begin():
+    with write_transaction(engine) as s:
         s.execute(delete(Lease).where(Lease.policy_name == policy, Lease.holder == holder))
 
 
@@ -136,7 +137,6 @@ def execute_run(
     ``aborted`` when the circuit breaker tripped (alerted). A failure marks the run failed,
     alerts, and re-raises; running again resumes from the last committed batch.
     """
-    factory = session_factory(engine)
     with policy_lock(engine, policy.name) as holder:
         if holder is None:
             return RunOut(
@@ -156,7 +156,7 @@ def execute_run(
                 detail="another process is running this policy",
             )
         alerts: list[AlertOut] = []
-        with factory() as s, s.begin():
+        with write_transaction(engine) as s:
             run, alerts = service.start_run(
                 s,
                 policy,
@@ -172,7 +172,7 @@ def execute_run(
         done = 0
         try:
             while max_batches is None or done < max_batches:
-                with factory() as s, s.begin():
+                with write_transaction(engine) as s:
                     run = s.get_one(Run, run_id)
                     n = service.run_batch(s, run, policy)
                     out = service.run_out(run)
@@ -186,7 +186,7 @@ def execute_run(
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
             if isinstance(exc, DBAPIError):
                 reason = f"{type(exc).__name__} from the database"
-            with contextlib.suppress(Exception), factory() as s, s.begin():
+            with contextlib.suppress(Exception), write_transaction(engine) as s:
                 out, alert = service.fail_run(s, run_id, reason)
                 alerts = [alert]
             dispatch(alerts, channels)
