@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -22,6 +24,14 @@ from govern.db import create_engine
 PG_URL = os.environ.get("GOVERNTEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("GOVERNTEST_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+# No per-example deadline and no slow-generation check: property tests that touch a database,
+# or merely share two cores with a PostgreSQL server, would otherwise fail as
+# DeadlineExceeded, Flaky or FailedHealthCheck on a busy machine.
+hypothesis_settings.register_profile(
+    "govern", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "govern"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -51,7 +51,10 @@ def test_relay_killed_at_random_points_delivers_everything_in_order(
     migrated_url: str, engine: Engine, tmp_path: Path
 ) -> None:
     rng = random.Random(20261127)  # noqa: S311  (reproducible kill points, not crypto)
-    total, aggregates = 1200, 17
+    # Twelve kills advance the stream by at most 12 x 60 events plus whatever the relay sends
+    # while the test reacts; 3,000 events leave room for a slow test process to overshoot
+    # without the stream running out before half the kills have landed inside it.
+    total, aggregates = 3000, 17
     with transaction(engine) as s:
         for i in range(total):
             emit(s, type="govern.test.step", aggregate_type="t", aggregate_id=f"a{i % aggregates}")
