@@ -6,10 +6,10 @@ import datetime as dt
 import sqlite3
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 
-from govern.db import create_engine, transaction, write_transaction
+from govern.db import create_engine, transaction, write_connection, write_transaction
 from govern.retention.models import Lease
 
 UNTIL = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -74,6 +74,48 @@ def test_write_transaction_holds_sqlites_write_lock_from_its_first_read(
         with transaction(engine) as s:
             assert s.get(Lease, "p") is not None
             other.execute("BEGIN IMMEDIATE")  # a plain transaction leaves writers be
+            other.rollback()
+    finally:
+        other.close()
+        engine.dispose()
+
+
+def test_write_connection_commits_and_rolls_back(migrated_url: str) -> None:
+    engine = create_engine(migrated_url)
+    row = {"policy_name": "p", "holder": "a", "expires_at": UNTIL}
+    try:
+        with write_connection(engine) as conn:
+            conn.execute(insert(Lease), row)
+        assert _leases(migrated_url) == {"p": "a"}
+
+        def fail_after_insert() -> None:
+            with write_connection(engine) as conn:
+                conn.execute(insert(Lease), {**row, "policy_name": "q"})
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            fail_after_insert()
+        assert _leases(migrated_url) == {"p": "a"}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_write_connection_holds_sqlites_write_lock_from_its_first_read(
+    migrated_url: str,
+) -> None:
+    engine = create_engine(migrated_url)
+    other = sqlite3.connect(make_url(migrated_url).database or "", timeout=0)
+    try:
+        with write_connection(engine) as conn:
+            assert conn.execute(select(Lease.policy_name)).first() is None
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        other.rollback()
+        with engine.begin() as conn:  # govern's plain transactions stay deferred
+            conn.execute(select(Lease.policy_name)).first()
+            other.execute("BEGIN IMMEDIATE")
             other.rollback()
     finally:
         other.close()

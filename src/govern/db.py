@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -184,6 +184,20 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
         # it would be closed without flushing them.
         with Session(bind=conn, expire_on_commit=False) as session, session.begin():
             yield session
+
+
+@contextlib.contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """Like ``engine.begin()``, for Core work that reads before it writes.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction that
+    has read fails at its first write, at once and whatever the busy timeout, when another
+    connection committed in between (its snapshot is stale). PostgreSQL needs nothing more.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(govern_immediate=True)
+        with conn.begin():
+            yield conn
 
 
 def check_connection(engine: Engine) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Engine, make_url
 
 from govern.config import Settings, load_settings
 from govern.db import create_engine, transaction
@@ -163,6 +165,58 @@ def test_rotate_reencrypt_retire(engine: Engine, settings: Settings) -> None:
         assert [sids[3]] == [x.id for x in lookup(s, Subject.email, "u3@example.com")]
         assert [k.purpose for k in list_keys(s) if k.purpose != "data"] == ["blind"]
     assert scan_encryption(engine, keyring).ok
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_reencrypt_batches_wait_for_a_concurrent_writer(engine: Engine, settings: Settings) -> None:
+    """Another connection commits between a batch's read and its write (a live application).
+
+    A deferred SQLite transaction would fail its write at once ("database is locked"); the
+    batch holds the write lock from its read, so the other writer waits for its commit."""
+    for i in range(5):
+        _subject(engine, email=f"u{i}@example.com")
+    with transaction(engine) as s:
+        keyring = load_keyring(s, provider_from_settings(settings))
+        rotate(s, keyring)
+    attach(engine, settings)
+    path = make_url(settings.database_url.get_secret_value()).database or ""
+    with sqlite3.connect(path) as side:
+        side.execute("CREATE TABLE side_writes (n INTEGER)")
+    order: list[str] = []
+
+    def other_writer() -> None:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("INSERT INTO side_writes VALUES (1)")
+            order.append("other writer committed")
+        finally:
+            conn.close()
+
+    writer = threading.Thread(target=other_writer)
+
+    def after_execute(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if not order and "LIMIT" in statement and "subjects" in statement:  # a batch's read
+            order.append("batch read")
+            writer.start()
+            writer.join(0.5)  # it commits now, between the read and the write, unless locked out
+
+    def on_commit(conn) -> None:  # type: ignore[no-untyped-def]
+        if order == ["batch read"]:
+            order.append("batch committed")
+
+    event.listen(engine, "after_cursor_execute", after_execute)
+    event.listen(engine, "commit", on_commit)
+    try:
+        result = reencrypt(engine, keyring, batch_size=100)
+    finally:
+        event.remove(engine, "after_cursor_execute", after_execute)
+        event.remove(engine, "commit", on_commit)
+        if writer.is_alive():
+            writer.join(30)
+    assert result.values == 2 * 5
+    assert order == ["batch read", "batch committed", "other writer committed"]
+    with sqlite3.connect(path) as side:
+        assert side.execute("SELECT count(*) FROM side_writes").fetchone() == (1,)
 
 
 def test_kek_change_rewraps_keys_only(engine: Engine, settings: Settings) -> None:

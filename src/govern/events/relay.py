@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from govern.db import write_connection
 from govern.errors import GovernError, SinkError, UsageError
 from govern.events.models import EventSink, OutboxEvent
 from govern.events.schemas import (
@@ -86,7 +87,7 @@ def _ensure_row(conn: Connection, name: str) -> None:
 
 def _acquire(engine: Engine, name: str, owner: str, lease: float) -> bool:
     now = utcnow()
-    with engine.begin() as conn:
+    with write_connection(engine) as conn:  # reads (the sink row), then writes
         _ensure_row(conn, name)
         res = conn.execute(
             update(EventSink)

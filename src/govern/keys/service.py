@@ -50,6 +50,7 @@ from govern.crypto.keyring import (
     holder,
     new_key,
 )
+from govern.db import write_connection
 from govern.errors import ConfigError, KeyInUseError, UnknownKeyError, UsageError
 from govern.keys.models import (
     PURPOSE_BLIND,
@@ -657,7 +658,8 @@ def reencrypt(
         count = 0
         stmt = update(t).where(pk == bindparam("_pk")).values({value.name: bindparam("_v")})
         while True:
-            with engine.begin() as conn:
+            # the write lock first: the batch reads, then writes, on a live database
+            with write_connection(engine) as conn:
                 q = select(pk, value).where(_header_in(value, headers))
                 if last is not None:
                     q = q.where(pk > last)
