@@ -278,3 +278,44 @@ def test_scan_finds_plaintext_planted_by_raw_sql(engine: Engine) -> None:
     assert {"subjects.phone", "token_vault.value"} == {
         f"{c.table}.{c.column}" for c in sampled.columns if c.undecryptable
     }
+
+
+def test_processes_starting_together_agree_on_the_first_keys(
+    migrated_url: str, settings: Settings
+) -> None:
+    """Workers attaching at once to a new database create one primary key and one blind root."""
+    workers = 6
+    engines = [create_engine(migrated_url) for _ in range(workers)]
+    barrier = threading.Barrier(workers)
+    seen: list[tuple[int, bytes]] = []
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        try:
+            barrier.wait()
+            keyring = attach(engine, settings)
+            seen.append((keyring.primary().key_id, keyring.blind.key_for(b"subjects.email")))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        for e in engines:
+            e.dispose()
+    assert errors == []
+    assert len(seen) == workers
+    assert len(set(seen)) == 1  # one primary, and every process's blind indexes match
+    check = create_engine(migrated_url)
+    try:
+        with transaction(check) as s:
+            assert sorted((k.purpose, k.state) for k in list_keys(s)) == [
+                ("blind", "active"),
+                ("data", "primary"),
+            ]
+    finally:
+        check.dispose()

@@ -105,8 +105,29 @@ def _add_key(session: Session, keyring: Keyring, purpose: str, state: str) -> Da
     return row
 
 
+KEYS_LOCK = int.from_bytes(hashlib.sha256(b"govern.keys").digest()[:8], "big", signed=True)
+"""The PostgreSQL advisory-lock key that serialises changes to the set of data keys."""
+
+
+def lock_keys(session: Session) -> None:
+    """Serialise changes to ``data_keys`` (first keys, rotation) until the transaction ends.
+
+    PostgreSQL takes a transaction-scoped advisory lock; on SQLite the caller's
+    :func:`govern.db.write_transaction` already holds the database's write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(KEYS_LOCK)))
+
+
 def load_keyring(session: Session, provider: KeyProvider, *, create: bool = True) -> Keyring:
-    """Unwrap every live data key; with ``create``, make the first ones on a new database."""
+    """Unwrap every live data key; with ``create``, make the first ones on a new database.
+
+    Creating takes :func:`lock_keys` first, so processes starting together on a new database
+    agree on one primary data key and one blind-index root (run it in a
+    :func:`govern.db.write_transaction` on SQLite; :func:`attach` does).
+    """
+    if create and not _has_first_keys(session):
+        lock_keys(session)
     keyring = Keyring(provider)
     rows = session.scalars(
         select(DataKey).where(DataKey.state != STATE_RETIRED).order_by(DataKey.id)
@@ -124,6 +145,11 @@ def load_keyring(session: Session, provider: KeyProvider, *, create: bool = True
         if not any(r.purpose == PURPOSE_BLIND for r in rows):
             _add_key(session, keyring, PURPOSE_BLIND, STATE_ACTIVE)
     return keyring
+
+
+def _has_first_keys(session: Session) -> bool:
+    live = set(session.scalars(select(DataKey.purpose).where(DataKey.state != STATE_RETIRED)))
+    return {PURPOSE_DATA, PURPOSE_BLIND} <= live
 
 
 def load_subject_key(conn: Connection, key_id: int) -> tuple[str, bytes] | None:
@@ -167,11 +193,16 @@ def attach(engine: Engine, settings: Settings | KeyProvider) -> Keyring:
         engine = govern.create_engine(url)
         govern.keys.attach(engine, settings)
     """
-    from govern.db import transaction
+    from govern.db import transaction, write_transaction
 
     provider = provider_from_settings(settings) if isinstance(settings, Settings) else settings
     with transaction(engine) as session:
-        keyring = load_keyring(session, provider)
+        ready = _has_first_keys(session)
+        if ready:
+            keyring = load_keyring(session, provider, create=False)
+    if not ready:  # a new database: create the first keys once, whoever else starts now
+        with write_transaction(engine) as session:
+            keyring = load_keyring(session, provider)
     return bind_keyring(engine, keyring)
 
 
@@ -535,7 +566,12 @@ def list_keys(session: Session) -> list[KeyInfo]:
 
 
 def rotate(session: Session, keyring: Keyring) -> KeyInfo:
-    """Make a new primary data key; the old primary stays readable as ``active``."""
+    """Make a new primary data key; the old primary stays readable as ``active``.
+
+    Concurrent rotations are serialised (:func:`lock_keys`; on SQLite run it in a
+    :func:`govern.db.write_transaction`), so exactly one primary remains.
+    """
+    lock_keys(session)
     for row in session.scalars(
         select(DataKey).where(DataKey.purpose == PURPOSE_DATA, DataKey.state == STATE_PRIMARY)
     ):
