@@ -81,3 +81,74 @@ def keyed_engine(url: str) -> Any:
     engine = create_engine(url)
     attach(engine, StaticKeyProvider(TEST_KEK))
     return engine
+
+
+class DeferredWrites:
+    """Records SQLite transactions that read, then write, after a plain (deferred) BEGIN.
+
+    Such a transaction fails its first write at once ("database is locked", whatever the
+    busy timeout) when another connection committed after its read: a worker, a scheduler
+    or the host application. Writers that read first must begin with ``BEGIN IMMEDIATE``.
+    Listens on every engine while installed, for transactions begun under ``within`` (a
+    module's file name ending, such as ``govern/cli.py``: not the test's own set-up);
+    ``found`` holds the offending writes.
+    """
+
+    _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+    def __init__(self, within: str) -> None:
+        self.within = within
+        self.found: list[str] = []
+        self._tx: dict[int, list[bool]] = {}  # dbapi connection -> [deferred, has read]
+
+    def install(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        event.listen(Engine, "before_cursor_execute", self._execute)
+        event.listen(Engine, "commit", self._end)
+        event.listen(Engine, "rollback", self._end)
+
+    def remove(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        event.remove(Engine, "before_cursor_execute", self._execute)
+        event.remove(Engine, "commit", self._end)
+        event.remove(Engine, "rollback", self._end)
+
+    def _end(self, conn: Any) -> None:
+        self._tx.pop(id(conn.connection.dbapi_connection), None)
+
+    def _execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if conn.dialect.name != "sqlite":
+            return
+        key = id(conn.connection.dbapi_connection)
+        words = statement.lstrip().upper()
+        if words.startswith("BEGIN"):
+            if self._called_within():
+                self._tx[key] = [words != "BEGIN IMMEDIATE", False]
+            return
+        state = self._tx.get(key)
+        if state is None or not state[0]:
+            return
+        head = words.split(None, 1)[0] if words else ""
+        writes = head in self._WRITES or (
+            head == "WITH" and any(f" {w} " in f" {words} " for w in self._WRITES)
+        )
+        if writes:
+            if state[1]:
+                self.found.append(" ".join(statement.split())[:120])
+            state[0] = False  # the write lock is held from here on
+        elif head in ("SELECT", "WITH"):
+            state[1] = True
+
+    def _called_within(self) -> bool:
+        import sys
+
+        frame = sys._getframe(2)
+        while frame is not None:
+            if frame.f_code.co_filename.endswith(self.within):
+                return True
+            frame = frame.f_back  # type: ignore[assignment]
+        return False

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         metadata,
         session_factory,
         transaction,
+        write_connection,
         write_transaction,
     )
     from govern.doctor import CheckResult, DoctorReport, run_doctor
@@ -135,6 +136,7 @@ _LAZY: dict[str, str] = {
     "metadata": "govern.db",
     "session_factory": "govern.db",
     "transaction": "govern.db",
+    "write_connection": "govern.db",
     "write_transaction": "govern.db",
     "CheckResult": "govern.doctor",
     "DoctorReport": "govern.doctor",
@@ -307,6 +309,7 @@ __all__ = [
     "tokenise",
     "track_changes",
     "transaction",
+    "write_connection",
     "write_transaction",
 ]
 

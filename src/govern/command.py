@@ -135,8 +135,10 @@ def _session(
 ) -> Iterator[Session]:
     """One transaction for one command: committed on success, rolled back on any error.
 
-    ``write`` takes SQLite's write lock first (``BEGIN IMMEDIATE``), as ledger appends must;
-    ``keys`` and ``create_keys`` are those of :func:`_engine`.
+    ``write`` takes SQLite's write lock first (``BEGIN IMMEDIATE``), as every command that
+    changes the database must: they read before they write, and a deferred transaction fails
+    its first write at once when a worker or scheduler committed meanwhile. ``keys`` and
+    ``create_keys`` are those of :func:`_engine`.
     """
     from govern.db import transaction, write_transaction
 
@@ -378,14 +380,14 @@ def _quickstart_requests(settings: Settings, files: dict[str, str]) -> list[Quic
     authenticated session); processing runs the same checkpointed steps as ``govern dsr work``.
     """
     from govern import dsr
-    from govern.db import transaction
+    from govern.db import write_transaction
     from govern.seeding import seed_id
 
     out_dir = Path(settings.dsr_export_dir).resolve()
     steps: list[QuickstartStep] = []
     with _engine(settings, keys="required") as engine:
         submitted: list[tuple[str, uuid.UUID]] = []
-        with transaction(engine) as session:
+        with write_transaction(engine) as session:
             for kind, who in QUICKSTART_REQUESTS:
                 out = dsr.submit(
                     session,
@@ -541,13 +543,13 @@ def keys_list(settings: Settings) -> KeyList:
 
 def keys_rotate(settings: Settings) -> KeyChange:
     """Create a new primary data key; new writes use it, old values stay readable."""
-    from govern.db import transaction
+    from govern.db import write_transaction
     from govern.keys import rotate
     from govern.keys.schemas import KeyChange
 
     with _engine(settings) as engine:
         keyring = _bind_keys(engine, settings, create=True)
-        with transaction(engine) as session:
+        with write_transaction(engine) as session:
             return KeyChange(action="rotated to", key=rotate(session, keyring))
 
 
@@ -570,17 +572,17 @@ def keys_retire(settings: Settings, key_id: int) -> KeyChange:
     from govern.keys import retire
     from govern.keys.schemas import KeyChange
 
-    with _session(settings, keys="required") as session:
+    with _session(settings, keys="required", write=True) as session:
         return KeyChange(action="retired", key=retire(session, key_id))
 
 
 def keys_rewrap(settings: Settings) -> RewrapResult:
     """Rewrap every key under GOVERN_KEK (old KEK in GOVERN_KEK_PREVIOUS); data untouched."""
-    from govern.db import transaction
+    from govern.db import write_transaction
     from govern.keys import load_keyring, provider_from_settings, rewrap
     from govern.keys.schemas import RewrapResult
 
-    with _engine(settings) as engine, transaction(engine) as session:
+    with _engine(settings) as engine, write_transaction(engine) as session:
         keyring = load_keyring(session, provider_from_settings(settings), create=False)
         counts = rewrap(session, keyring)
         return RewrapResult(kek_fingerprint=keyring.kek_fingerprint, **counts)
@@ -616,7 +618,7 @@ def hold_add(
     from govern import holds
 
     ids = [_parse_uuid(s, "--subject") for s in subjects]
-    with _session(settings) as session:
+    with _session(settings, write=True) as session:
         return holds.add_hold(session, subject_ids=ids, reason=reason, actor=by, case_ref=case)
 
 
@@ -625,7 +627,7 @@ def hold_release(settings: Settings, hold_id: str, by: str, note: str | None = N
     from govern import holds
 
     hid = _parse_uuid(hold_id, "HOLD_ID")
-    with _session(settings) as session:
+    with _session(settings, write=True) as session:
         return holds.release_hold(session, hid, actor=by, note=note)
 
 
@@ -652,7 +654,7 @@ def seed(
 
     password = settings.seed_password.get_secret_value() if settings.seed_password else None
     plan = seeding.load_plan(env, domains)  # a broken fixture fails before any connection
-    with _session(settings, keys="required") as session:
+    with _session(settings, keys="required", write=True) as session:
         result = seeding.apply_plan(session, plan, seed_password=password)
         if scale:
             result.generated = seeding.generate_events(session, scale)
@@ -665,7 +667,7 @@ def seed_generate_events(
     """Generate COUNT realistic analytics events for the seeded subjects, set-based."""
     from govern import seeding
 
-    with _session(settings, keys="required") as session:
+    with _session(settings, keys="required", write=True) as session:
         return seeding.generate_events(session, count, seed=seed, days=days)
 
 
@@ -683,7 +685,7 @@ def credentials_purge_demo(
     """Invalidate accounts with demo passwords: new unknown hash, forced reset, audit entry."""
     from govern import credentials
 
-    with _session(settings, keys="required") as session:
+    with _session(settings, keys="required", write=True) as session:
         return credentials.purge_demo(session, actor=by, include_outdated=include_outdated)
 
 
@@ -693,7 +695,7 @@ def credentials_rotate(
     """Give service accounts new random passwords and print them, once."""
     from govern import credentials
 
-    with _session(settings, keys="required") as session:
+    with _session(settings, keys="required", write=True) as session:
         return credentials.rotate(session, actor=by, usernames=accounts)
 
 
@@ -856,7 +858,7 @@ def cdc_replay(settings: Settings, sink: str, from_id: int) -> ReplayResult:
     from govern.events.sinks import load_sinks
 
     sinks = load_sinks(settings.sinks_file)
-    with _session(settings) as session:
+    with _session(settings, write=True) as session:
         return replay(session, sinks, sink, from_id)
 
 
@@ -908,7 +910,7 @@ def consent_load(settings: Settings, path: str) -> CatalogResult:
             where = ".".join(str(x) for x in first["loc"])
             raise ConsentError(f"{path}: {where}: {first['msg']}") from None
         raise ConsentError(f"{path} is not valid {file.suffix.lstrip('.') or 'JSON'}") from None
-    with _session(settings, keys="if_configured", create_keys=False) as session:
+    with _session(settings, keys="if_configured", create_keys=False, write=True) as session:
         return consent.load_catalog(session, catalog)
 
 
@@ -1147,7 +1149,7 @@ def dsr_submit(
     if not verified and code_out is None:
         raise UsageError("give --code-out FILE to receive the verification code, or --verified")
     ids = {"email": email or "", "subject_id": subject or "", "external_ref": external_ref or ""}
-    with _session(settings, keys="if_configured") as session:
+    with _session(settings, keys="if_configured", write=True) as session:
         result = dsr.submit(
             session,
             type=type,
@@ -1180,7 +1182,7 @@ def dsr_verify(
     if (code is None) == (resend_to is None):
         raise UsageError("give either --code CODE or --resend-to FILE")
     failure: VerificationError | None = None
-    with _session(settings, keys="if_configured") as session:
+    with _session(settings, keys="if_configured", write=True) as session:
         if resend_to is not None:
             new = dsr.resend_code(session, rid, actor=by)
             _write_code(resend_to, new.get_secret_value())
@@ -1232,7 +1234,7 @@ def dsr_approve(
     """Approve a verified request (or retry a failed one) for processing."""
     from govern import dsr
 
-    with _session(settings, keys="if_configured") as session:
+    with _session(settings, keys="if_configured", write=True) as session:
         return dsr.approve(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
 
 
@@ -1242,7 +1244,7 @@ def dsr_confirm(
     """Confirm that the manual step a request awaits was done; the request is queued again."""
     from govern import dsr
 
-    with _session(settings, keys="if_configured") as session:
+    with _session(settings, keys="if_configured", write=True) as session:
         return dsr.confirm_manual_step(
             session, _parse_uuid(request_id, "REQUEST_ID"), seq=step, actor=by, note=note
         )
@@ -1252,7 +1254,7 @@ def dsr_deny(settings: Settings, request_id: str, by: str, reason: str) -> Reque
     """Reject a request with a recorded reason."""
     from govern import dsr
 
-    with _session(settings, keys="if_configured") as session:
+    with _session(settings, keys="if_configured", write=True) as session:
         return dsr.deny(session, _parse_uuid(request_id, "REQUEST_ID"), actor=by, reason=reason)
 
 
@@ -1260,7 +1262,7 @@ def dsr_extend(settings: Settings, request_id: str, by: str, reason: str) -> Req
     """Extend a deadline once (GDPR to three months, CCPA by 45 days) before it passes."""
     from govern import dsr
 
-    with _session(settings, keys="if_configured") as session:
+    with _session(settings, keys="if_configured", write=True) as session:
         return dsr.extend(
             session,
             _parse_uuid(request_id, "REQUEST_ID"),
@@ -1410,7 +1412,7 @@ def retention_approve(
     from govern.retention import service
 
     ps = _policies(settings, policies)
-    with _session(settings) as session:
+    with _session(settings, write=True) as session:
         return service.approve(session, ps.get(policy), by=by, note=note)
 
 
@@ -1494,7 +1496,7 @@ def retention_rollback(settings: Settings, run_id: str, by: str) -> RollbackOut:
     from govern.retention import service
 
     rid = _parse_uuid(run_id, "RUN_ID")
-    with _session(settings) as session:
+    with _session(settings, write=True) as session:
         return service.rollback(session, rid, actor=by)
 
 
@@ -1505,7 +1507,7 @@ def retention_purge_quarantine(
     from govern.retention import service
 
     rid = _parse_uuid(run_id, "--run") if run_id else None
-    with _session(settings) as session:
+    with _session(settings, write=True) as session:
         return service.purge_quarantine(session, actor=by, run_id=rid)
 
 

@@ -80,9 +80,13 @@ def _set_sqlite_foreign_keys(connection: Connection, on: bool) -> None:
 
 def _run_online(context: Any, connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
+    immediate = connection.get_execution_options().get("govern_immediate", False)
     if sqlite:
         # Batch table rebuilds drop and rename tables; keys are checked after the run instead.
         _set_sqlite_foreign_keys(connection, on=False)
+        # The run reads (alembic_version) before it writes: take the write lock first, so
+        # that a process committing meanwhile makes it wait rather than fail.
+        connection.execution_options(govern_immediate=True)
     try:
         _configure(context, connection, None)
         with context.begin_transaction():
@@ -94,6 +98,7 @@ def _run_online(context: Any, connection: Connection) -> None:
                     raise RuntimeError(f"foreign key check failed after migration on {bad[0][0]}")
     finally:
         if sqlite:
+            connection.execution_options(govern_immediate=immediate)
             _set_sqlite_foreign_keys(connection, on=True)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from govern.db import transaction
+from govern.db import transaction, write_transaction
 from govern.retention import runner, service
 from govern.retention.alerts import AlertChannel, dispatch
 from govern.retention.models import SCHEDULER_JOBS_TABLE
@@ -61,7 +61,7 @@ def _alert(kind: str, policy: str | None, message: str) -> None:
     if rt is None:
         return
     try:
-        with transaction(rt.engine) as s:
+        with write_transaction(rt.engine) as s:  # beside other writers: the lock first
             alert = service.raise_alert(s, kind, policy=policy, message=message)
     except Exception:
         log.exception("could not record a %s alert for %s", kind, policy)
