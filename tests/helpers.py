@@ -89,64 +89,74 @@ class DeferredWrites:
     Such a transaction fails its first write at once ("database is locked", whatever the
     busy timeout) when another connection committed after its read: a worker, a scheduler
     or the host application. Writers that read first must begin with ``BEGIN IMMEDIATE``.
-    Listens on every engine while installed, for transactions begun under ``within`` (a
-    module's file name ending, such as ``govern/cli.py``: not the test's own set-up);
-    ``found`` holds the offending writes.
+
+    While installed, every new SQLite connection is traced by SQLite itself
+    (``set_trace_callback``), so statements sent through the raw driver count too. Only
+    transactions begun under ``within`` (a module's file name ending, such as
+    ``govern/cli.py``: not the test's own set-up) are judged; ``found`` holds the offending
+    writes.
     """
 
-    _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+    _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
     def __init__(self, within: str) -> None:
         self.within = within
         self.found: list[str] = []
-        self._tx: dict[int, list[bool]] = {}  # dbapi connection -> [deferred, has read]
+        self._active = False
+        self._tx: dict[int, list[bool]] = {}  # connection -> [deferred, has read]
 
     def install(self) -> None:
         from sqlalchemy import event
-        from sqlalchemy.engine import Engine
+        from sqlalchemy.pool import Pool
 
-        event.listen(Engine, "before_cursor_execute", self._execute)
-        event.listen(Engine, "commit", self._end)
-        event.listen(Engine, "rollback", self._end)
+        self._active = True
+        event.listen(Pool, "connect", self._connect)
 
     def remove(self) -> None:
         from sqlalchemy import event
-        from sqlalchemy.engine import Engine
+        from sqlalchemy.pool import Pool
 
-        event.remove(Engine, "before_cursor_execute", self._execute)
-        event.remove(Engine, "commit", self._end)
-        event.remove(Engine, "rollback", self._end)
+        self._active = False
+        event.remove(Pool, "connect", self._connect)
 
-    def _end(self, conn: Any) -> None:
-        self._tx.pop(id(conn.connection.dbapi_connection), None)
+    def _connect(self, dbapi_conn: Any, _record: Any) -> None:
+        import sqlite3
 
-    def _execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if conn.dialect.name != "sqlite":
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            key = id(dbapi_conn)
+            dbapi_conn.set_trace_callback(lambda sql: self._trace(key, sql))
+
+    def _trace(self, key: int, statement: str) -> None:
+        if not self._active:
             return
-        key = id(conn.connection.dbapi_connection)
         words = statement.lstrip().upper()
-        if words.startswith("BEGIN"):
+        if not words or words.startswith("--"):  # "-- TRIGGER name": inside a statement
+            return
+        head = words.split(None, 1)[0].rstrip(";")
+        if head == "BEGIN":
             if self._called_within():
-                self._tx[key] = [words != "BEGIN IMMEDIATE", False]
+                self._tx[key] = [words.rstrip(";") != "BEGIN IMMEDIATE", False]
+            return
+        if head in ("COMMIT", "END", "ROLLBACK") and not words.startswith("ROLLBACK TO"):
+            self._tx.pop(key, None)
             return
         state = self._tx.get(key)
         if state is None or not state[0]:
             return
-        head = words.split(None, 1)[0] if words else ""
         writes = head in self._WRITES or (
-            head == "WITH" and any(f" {w} " in f" {words} " for w in self._WRITES)
+            head == "WITH" and any(f" {w} " in f" {words} " for w in self._WRITES[:4])
         )
         if writes:
             if state[1]:
                 self.found.append(" ".join(statement.split())[:120])
             state[0] = False  # the write lock is held from here on
-        elif head in ("SELECT", "WITH"):
+        elif head in ("SELECT", "WITH", "PRAGMA", "VALUES"):
             state[1] = True
 
     def _called_within(self) -> bool:
         import sys
 
-        frame = sys._getframe(2)
+        frame = sys._getframe(1)
         while frame is not None:
             if frame.f_code.co_filename.endswith(self.within):
                 return True

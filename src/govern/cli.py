@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="Sleep after each committed batch, to spare a busy database (default 0).",
+        help="Sleep between committed batches, to spare a busy database (0-3600, default 0).",
     )
     p = leaf(ksub, "retire", command.keys_retire, lambda a, s: command.keys_retire(s, a.key_id))
     p.add_argument("key_id", metavar="KEY", type=int, help="The id of the data key to retire.")

@@ -561,7 +561,9 @@ def keys_reencrypt(
 ) -> ReencryptResult:
     """Re-seal values under old data keys with the primary, in resumable batches."""
     from govern.keys import reencrypt
+    from govern.keys.service import check_reencrypt_args
 
+    check_reencrypt_args(batch_size, pause)  # before anything is opened or created
     with _engine(settings) as engine:
         keyring = _bind_keys(engine, settings, create=True)
         return reencrypt(engine, keyring, batch_size=batch_size, progress=progress, pause=pause)

@@ -47,7 +47,7 @@ def test_rotate_list_and_retire_refusals(env: str, capsys: pytest.CaptureFixture
     code, _, err = run(capsys, "keys", "retire", "999")
     assert code == 2
     assert "no data key 999" in err
-    for bad in ("-1", "nan", "inf"):
+    for bad in ("-1", "nan", "inf", "1e300", "3601"):
         code, out, err = run(capsys, "keys", "reencrypt", "--pause", bad)
         assert (code, out) == (2, "")
         assert err.startswith("govern: error: pause must be")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -12,14 +13,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine, make_url
 
 from govern import dsr
 from govern.db import transaction
 from govern.domains.core import AuditLog
 from govern.dsr import WorkCalendar
 from govern.dsr.models import DsrRequest, DsrTransition
+from govern.events import OutboxEvent
+from govern.types.utc import utcnow
 
 from .conftest import approved_request, keyed_engine, populate_subject
 
@@ -171,3 +174,50 @@ def test_claims_take_the_most_urgent_claimable_request_first(
         leased = s.get(DsrRequest, ids["leased"])
         assert leased is not None
         assert leased.claimed_by == "gone"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_deadline_sweep_holds_the_write_lock_against_other_workers(
+    engine: Engine, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    """The sweep reads open requests, then marks them notified. Another process that writes
+    between the two must wait: a deferred sweep would fail its write ("database is locked")
+    and crash the worker."""
+    with transaction(engine) as s:
+        soon = dsr.submit(
+            s,
+            type="access",
+            identifiers={"email": "b@example.com"},
+            calendar=calendar,
+            actor="portal",
+            received_at=utcnow() - dt.timedelta(days=27),
+            verified=True,
+        ).request.id
+    path = make_url(str(engine.url)).database or ""
+    other: list[str] = []
+
+    def after_execute(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if other or not statement.lstrip().upper().startswith("SELECT"):
+            return
+        if "dsr_requests" not in statement:
+            return
+        side = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:  # another worker's commit, right between the sweep's read and its write
+            side.execute("CREATE TABLE side_write (n INTEGER)")
+            other.append("committed")
+        except sqlite3.OperationalError as exc:
+            other.append(str(exc))
+        finally:
+            side.close()
+
+    event.listen(engine, "after_cursor_execute", after_execute)
+    try:
+        dsr.work(engine, export_dir=tmp_path, once=True)
+    finally:
+        event.remove(engine, "after_cursor_execute", after_execute)
+    assert other == ["database is locked"]
+    with transaction(engine) as s:
+        notices = s.scalars(
+            select(OutboxEvent.type).where(OutboxEvent.aggregateid == str(soon))
+        ).all()
+    assert "govern.dsr.due_soon" in notices

@@ -21,7 +21,7 @@ from govern.keys import count_sealed_by, list_keys
 from govern.keys.models import DataKey
 
 ROWS = 6000
-PAUSED = ("--batch-size", "50", "--pause", "0.02", "--json")
+PAUSED = ("--batch-size", "50", "--pause", "0.1", "--json")
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -53,9 +53,9 @@ def test_killed_reencrypt_resumes_and_retire_follows(  # type: ignore[no-untyped
         old = s.scalars(select(DataKey.id).where(DataKey.state == "primary")).one()
     assert _govern(settings, "keys", "rotate").returncode == 0
 
-    # 240 batches with a 20 ms pause after each: the run lasts about five seconds, so the kill
-    # lands midway however fast the machine re-seals (without a pause it takes a fraction of
-    # a second, and a busy machine's poll could miss it altogether).
+    # 240 batches with a 100 ms pause between them: the run would last some 24 seconds and
+    # the kill comes after about four batches, however fast the machine re-seals (without a
+    # pause the run takes a fraction of a second, and a busy machine's poll could miss it).
     err_path = tmp_path / "reencrypt.err"
     with err_path.open("wb") as err:
         proc = subprocess.Popen(

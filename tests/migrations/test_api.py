@@ -161,3 +161,32 @@ def test_check_finds_two_heads(scripts_copy: Path, empty_url: str) -> None:
 
 def _head(domain: str) -> str:
     return next(d.head for d in status("sqlite://").domains if d.domain == domain)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_alembic_upgrade_on_a_callers_connection_leaves_no_lock_behind(empty_url: str) -> None:
+    """Alembic's own command on a connection the host owns: the run takes SQLite's write lock
+    (BEGIN IMMEDIATE) but ends every transaction it began, and turns foreign keys back on."""
+    import sqlite3
+
+    from alembic import command
+    from sqlalchemy.engine import make_url
+
+    from govern.migrations import alembic_config
+
+    engine = create_engine(empty_url)
+    try:
+        with engine.connect() as conn:
+            command.upgrade(alembic_config(empty_url, connection=conn), "heads")
+            assert not conn.in_transaction()
+            other = sqlite3.connect(make_url(empty_url).database or "", timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # no lock left behind
+                other.rollback()
+            finally:
+                other.close()
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert not conn.get_execution_options().get("govern_immediate", False)
+    finally:
+        engine.dispose()
+    assert all(v is not None for v in _current(empty_url).values())

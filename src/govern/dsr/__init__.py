@@ -4,11 +4,11 @@
 
     from govern import dsr
 
-    with govern.transaction(engine) as s:
+    with govern.write_transaction(engine) as s:  # reads, then writes: see README
         out = dsr.submit(s, type="access", identifiers={"email": "ada@example.com"},
                          calendar=dsr.WorkCalendar("Europe/Berlin"), actor="portal")
     ...  # deliver out.verification_code to the subject; they send it back
-    with govern.transaction(engine) as s:
+    with govern.write_transaction(engine) as s:
         dsr.verify(s, out.request.id, code, actor="portal")
         dsr.approve(s, out.request.id, actor="dpo@example.com")
     dsr.work(engine, export_dir=Path("dsr-exports"), once=True)

@@ -105,7 +105,7 @@ def _using(hooks: HookRegistry | None) -> Iterator[None]:
         _HOOKS.reset(token)
 
 
-def _session(engine: Engine) -> Session:
+def _session(engine: Engine | Connection) -> Session:
     # no autoflush: a request's changes go in one UPDATE when its transaction commits (steps
     # that need their ORM changes written before they read flush them themselves)
     session = Session(engine, expire_on_commit=False, autoflush=False)
@@ -988,5 +988,9 @@ def work(
 
 
 def _sweep(engine: Engine, due_soon: dt.timedelta) -> None:
-    with _session(engine) as session, session.begin():
-        check_deadlines(session, due_soon=due_soon)
+    # It reads the open requests, then marks them notified: on SQLite it takes the write lock
+    # first, or another worker's commit in between would fail it ("database is locked").
+    with engine.connect() as conn:
+        conn.execution_options(govern_immediate=True)
+        with _session(conn) as session, session.begin():
+            check_deadlines(session, due_soon=due_soon)

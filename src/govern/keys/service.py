@@ -112,22 +112,25 @@ KEYS_LOCK = int.from_bytes(hashlib.sha256(b"govern.keys").digest()[:8], "big", s
 def lock_keys(session: Session) -> None:
     """Serialise changes to ``data_keys`` (first keys, rotation) until the transaction ends.
 
-    PostgreSQL takes a transaction-scoped advisory lock; on SQLite the caller's
-    :func:`govern.db.write_transaction` already holds the database's write lock.
+    Call it before reading the keys. PostgreSQL takes a transaction-scoped advisory lock
+    (under READ COMMITTED, govern's default, later statements then see what the previous
+    holder committed). SQLite takes the database's write lock with a write that changes
+    nothing; a transaction that has already read stale data fails there rather than go on.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(KEYS_LOCK)))
+    else:
+        session.connection().exec_driver_sql("DELETE FROM data_keys WHERE 0")
 
 
 def load_keyring(session: Session, provider: KeyProvider, *, create: bool = True) -> Keyring:
     """Unwrap every live data key; with ``create``, make the first ones on a new database.
 
-    Creating takes :func:`lock_keys` first, so processes starting together on a new database
-    agree on one primary data key and one blind-index root (run it in a
-    :func:`govern.db.write_transaction` on SQLite; :func:`attach` does).
+    With ``create`` it takes :func:`lock_keys` first, so processes starting together on a new
+    database agree on one primary data key and one blind-index root.
     """
-    if create and not _has_first_keys(session):
-        lock_keys(session)
+    if create:
+        lock_keys(session)  # before the first read: another process may be creating them
     keyring = Keyring(provider)
     rows = session.scalars(
         select(DataKey).where(DataKey.state != STATE_RETIRED).order_by(DataKey.id)
@@ -568,8 +571,7 @@ def list_keys(session: Session) -> list[KeyInfo]:
 def rotate(session: Session, keyring: Keyring) -> KeyInfo:
     """Make a new primary data key; the old primary stays readable as ``active``.
 
-    Concurrent rotations are serialised (:func:`lock_keys`; on SQLite run it in a
-    :func:`govern.db.write_transaction`), so exactly one primary remains.
+    Concurrent rotations are serialised (:func:`lock_keys`), so exactly one primary remains.
     """
     lock_keys(session)
     for row in session.scalars(
@@ -645,6 +647,18 @@ def rewrap(session: Session, keyring: Keyring, batch_size: int = 1000) -> dict[s
     return counts
 
 
+MAX_PAUSE = 3600.0
+"""The longest ``reencrypt`` pause between batches, in seconds."""
+
+
+def check_reencrypt_args(batch_size: int, pause: float) -> None:
+    """Raise :class:`UsageError` for a batch size or pause :func:`reencrypt` refuses."""
+    if batch_size < 1:
+        raise UsageError("batch size must be at least 1")
+    if not (math.isfinite(pause) and 0 <= pause <= MAX_PAUSE):
+        raise UsageError(f"pause must be a number of seconds from 0 to {MAX_PAUSE:g}")
+
+
 def reencrypt(
     engine: Engine,
     keyring: Keyring,
@@ -658,13 +672,10 @@ def reencrypt(
 
     Safe to kill and rerun: each batch is one transaction, and only values still under an
     old key are selected (keyset pagination over the primary key), so a rerun resumes.
-    ``pause`` (seconds) is slept after each committed batch, outside any transaction, to
-    leave a busy database room for its own traffic.
+    ``pause`` (seconds, up to :data:`MAX_PAUSE`) is slept between committed batches, outside
+    any transaction, to leave a busy database room for its own traffic.
     """
-    if batch_size < 1:
-        raise UsageError("batch size must be at least 1")
-    if not math.isfinite(pause) or pause < 0:
-        raise UsageError("pause must be a finite number of seconds, at least 0")
+    check_reencrypt_args(batch_size, pause)
     primary = keyring.primary()
     old = [k for k in keyring.data_key_ids() if k != primary.key_id]
     headers = [aead.header(aead.DATA, k) for k in old]

@@ -80,6 +80,7 @@ def _set_sqlite_foreign_keys(connection: Connection, on: bool) -> None:
 
 def _run_online(context: Any, connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
+    owned = not connection.in_transaction()  # else the caller's transaction, left to it
     immediate = connection.get_execution_options().get("govern_immediate", False)
     if sqlite:
         # Batch table rebuilds drop and rename tables; keys are checked after the run instead.
@@ -87,6 +88,7 @@ def _run_online(context: Any, connection: Connection) -> None:
         # The run reads (alembic_version) before it writes: take the write lock first, so
         # that a process committing meanwhile makes it wait rather than fail.
         connection.execution_options(govern_immediate=True)
+    ok = False
     try:
         _configure(context, connection, None)
         with context.begin_transaction():
@@ -96,8 +98,13 @@ def _run_online(context: Any, connection: Connection) -> None:
                 bad = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if bad:
                     raise RuntimeError(f"foreign key check failed after migration on {bad[0][0]}")
+        ok = True
     finally:
         if sqlite:
+            if owned and connection.in_transaction():
+                # Alembic may have committed before the closing check, which then began a
+                # transaction of its own: end it, so no lock outlives the run.
+                (connection.commit if ok else connection.rollback)()
             connection.execution_options(govern_immediate=immediate)
             _set_sqlite_foreign_keys(connection, on=True)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from govern.db import write_transaction
 from govern.errors import GovernError
@@ -70,15 +70,18 @@ def _holder_gone(holder: str) -> bool:
 def _take_lease(engine: Engine, policy: str, holder: str, seconds: float) -> bool:
     now = utcnow()
     until = now + dt.timedelta(seconds=seconds)
-    with write_transaction(engine) as s:  # the write lock first: no other taker in between
-        lease = s.get(Lease, policy)
-        if lease is None:
-            s.add(Lease(policy_name=policy, holder=holder, expires_at=until))
-            return True
-        if lease.holder != holder and lease.expires_at > now and not _holder_gone(lease.holder):
-            return False
-        lease.holder = holder
-        lease.expires_at = until
+    try:
+        with write_transaction(engine) as s:  # the write lock first: no other taker between
+            lease = s.get(Lease, policy)
+            if lease is None:
+                s.add(Lease(policy_name=policy, holder=holder, expires_at=until))
+                return True
+            if lease.holder != holder and lease.expires_at > now and not _holder_gone(lease.holder):
+                return False
+            lease.holder = holder
+            lease.expires_at = until
+    except IntegrityError:
+        return False  # taken first by another process (an engine without BEGIN IMMEDIATE)
     return True
 
 
