@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Integer, LargeBinary, String, Uuid
+from sqlalchemy import Index, Integer, LargeBinary, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.datamap import governed, not_personal, personal
@@ -24,15 +24,32 @@ class DataKey(CoreBase):
     """A data key (DEK) wrapped by the KEK. Retired keys keep their row, not their material."""
 
     __tablename__ = "data_keys"
-    __table_args__ = {
-        "sqlite_autoincrement": True,
-        "info": governed(
-            owner="team-security",
-            steward="security@example.com",
-            subject_link=None,
-            description="Data keys wrapped by the KEK: id, purpose, state, age.",
+    __table_args__ = (
+        # The database refuses a second primary or a second live blind-index root (core_0015).
+        Index(
+            "uq_data_keys_single_primary",
+            "purpose",
+            unique=True,
+            sqlite_where=text("state = 'primary'"),
+            postgresql_where=text("state = 'primary'"),
         ),
-    }
+        Index(
+            "uq_data_keys_single_blind_root",
+            "purpose",
+            unique=True,
+            sqlite_where=text("purpose = 'blind' AND state <> 'retired'"),
+            postgresql_where=text("purpose = 'blind' AND state <> 'retired'"),
+        ),
+        {
+            "sqlite_autoincrement": True,
+            "info": governed(
+                owner="team-security",
+                steward="security@example.com",
+                subject_link=None,
+                description="Data keys wrapped by the KEK: id, purpose, state, age.",
+            ),
+        },
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     purpose: Mapped[str] = mapped_column(String(16), default=PURPOSE_DATA)

@@ -34,6 +34,7 @@ from sqlalchemy import column as sa_column
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import table as sa_table
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -204,8 +205,14 @@ def attach(engine: Engine, settings: Settings | KeyProvider) -> Keyring:
         if ready:
             keyring = load_keyring(session, provider, create=False)
     if not ready:  # a new database: create the first keys once, whoever else starts now
-        with write_transaction(engine) as session:
-            keyring = load_keyring(session, provider)
+        try:
+            with write_transaction(engine) as session:
+                keyring = load_keyring(session, provider)
+        except IntegrityError:
+            # Another process created them first and the unique indexes of core_0015 refused
+            # a second set (possible when this engine runs above READ COMMITTED): use theirs.
+            with transaction(engine) as session:
+                keyring = load_keyring(session, provider, create=False)
     return bind_keyring(engine, keyring)
 
 
