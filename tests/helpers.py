@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine, make_url
 
 from govern.db import create_engine
 
@@ -162,3 +165,36 @@ class DeferredWrites:
                 return True
             frame = frame.f_back  # type: ignore[assignment]
         return False
+
+
+@contextlib.contextmanager
+def commit_between(engine: Engine, picks: Callable[[str], bool]) -> Iterator[list[str]]:
+    """Another process writing in the middle of a transaction, on SQLite.
+
+    While the block runs, right after the first statement ``picks`` chooses (a read),
+    another connection tries to commit a write to the same file without waiting. The list
+    yielded receives ``"committed"``, or SQLite's refusal (``"database is locked"``) when
+    the transaction holds the write lock from its read, as it must if it writes later.
+    """
+    import sqlite3
+
+    path = make_url(str(engine.url)).database or ""
+    outcome: list[str] = []
+
+    def after_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if outcome or not picks(statement):
+            return
+        side = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            side.execute("CREATE TABLE side_write (n INTEGER)")
+            outcome.append("committed")
+        except sqlite3.OperationalError as exc:
+            outcome.append(str(exc))
+        finally:
+            side.close()
+
+    event.listen(engine, "after_cursor_execute", after_execute)
+    try:
+        yield outcome
+    finally:
+        event.remove(engine, "after_cursor_execute", after_execute)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -13,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from govern import dsr
 from govern.db import transaction
@@ -23,6 +22,7 @@ from govern.dsr import WorkCalendar
 from govern.dsr.models import DsrRequest, DsrTransition
 from govern.events import OutboxEvent
 from govern.types.utc import utcnow
+from tests.helpers import commit_between
 
 from .conftest import approved_request, keyed_engine, populate_subject
 
@@ -193,28 +193,12 @@ def test_deadline_sweep_holds_the_write_lock_against_other_workers(
             received_at=utcnow() - dt.timedelta(days=27),
             verified=True,
         ).request.id
-    path = make_url(str(engine.url)).database or ""
-    other: list[str] = []
 
-    def after_execute(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        if other or not statement.lstrip().upper().startswith("SELECT"):
-            return
-        if "dsr_requests" not in statement:
-            return
-        side = sqlite3.connect(path, timeout=0, isolation_level=None)
-        try:  # another worker's commit, right between the sweep's read and its write
-            side.execute("CREATE TABLE side_write (n INTEGER)")
-            other.append("committed")
-        except sqlite3.OperationalError as exc:
-            other.append(str(exc))
-        finally:
-            side.close()
+    def sweep_read(sql: str) -> bool:
+        return sql.lstrip().upper().startswith("SELECT") and "dsr_requests" in sql
 
-    event.listen(engine, "after_cursor_execute", after_execute)
-    try:
+    with commit_between(engine, sweep_read) as other:  # another worker's commit
         dsr.work(engine, export_dir=tmp_path, once=True)
-    finally:
-        event.remove(engine, "after_cursor_execute", after_execute)
     assert other == ["database is locked"]
     with transaction(engine) as s:
         notices = s.scalars(

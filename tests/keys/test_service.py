@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Engine
 
 from govern.config import Settings, load_settings
 from govern.db import create_engine, transaction
@@ -33,6 +32,7 @@ from govern.keys import (
 )
 from govern.keys.models import ShredProof, SubjectKey
 from govern.types import Shredded
+from tests.helpers import commit_between
 from tests.keys.conftest import new_kek
 
 
@@ -181,26 +181,12 @@ def test_reencrypt_batches_hold_the_write_lock_against_a_live_application(
         keyring = load_keyring(s, provider_from_settings(settings))
         rotate(s, keyring)
     attach(engine, settings)
-    path = make_url(settings.database_url.get_secret_value()).database or ""
-    other: list[str] = []
 
-    def after_execute(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        if other or "LIMIT" not in statement or "subjects" not in statement:
-            return  # only the first batch's read
-        side = sqlite3.connect(path, timeout=0, isolation_level=None)
-        try:
-            side.execute("CREATE TABLE side_write (n INTEGER)")
-            other.append("committed")
-        except sqlite3.OperationalError as exc:
-            other.append(str(exc))
-        finally:
-            side.close()
+    def first_batch_read(sql: str) -> bool:
+        return "LIMIT" in sql and "subjects" in sql
 
-    event.listen(engine, "after_cursor_execute", after_execute)
-    try:
+    with commit_between(engine, first_batch_read) as other:  # the application's commit
         result = reencrypt(engine, keyring, batch_size=100)
-    finally:
-        event.remove(engine, "after_cursor_execute", after_execute)
     assert other == ["database is locked"]
     assert result.values == 2 * 5
 
