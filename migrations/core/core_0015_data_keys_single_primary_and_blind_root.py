@@ -33,7 +33,7 @@ ONE_BLIND_ROOT = "purpose = 'blind' AND state <> 'retired'"
 
 
 def upgrade() -> None:
-    if not context.is_offline_mode():  # offline SQL cannot read: the index build refuses
+    if not context.is_offline_mode():  # offline SQL cannot read
         conn = op.get_bind()
         roots = list(
             conn.execute(
@@ -46,6 +46,16 @@ def upgrade() -> None:
                 f"{', '.join(map(str, roots))}): values were indexed under each, so one "
                 "cannot be chosen here; see docs/encryption.md, 'Keys'"
             )
+    # The blind-root index first: offline (no check above) it is what refuses several roots,
+    # and it fails before anything else has changed.
+    op.create_index(
+        "uq_data_keys_single_blind_root",
+        "data_keys",
+        ["purpose"],
+        unique=True,
+        sqlite_where=sa.text(ONE_BLIND_ROOT),
+        postgresql_where=sa.text(ONE_BLIND_ROOT),
+    )
     op.execute(
         "UPDATE data_keys SET state = 'active' WHERE purpose = 'data' AND state = 'primary'"
         " AND id <> (SELECT max(id) FROM data_keys WHERE purpose = 'data' AND state = 'primary')"
@@ -57,14 +67,6 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text(ONE_PRIMARY),
         postgresql_where=sa.text(ONE_PRIMARY),
-    )
-    op.create_index(
-        "uq_data_keys_single_blind_root",
-        "data_keys",
-        ["purpose"],
-        unique=True,
-        sqlite_where=sa.text(ONE_BLIND_ROOT),
-        postgresql_where=sa.text(ONE_BLIND_ROOT),
     )
 
 

@@ -212,6 +212,8 @@ def attach(engine: Engine, settings: Settings | KeyProvider) -> Keyring:
             # Another process created them first and the unique indexes of core_0015 refused
             # a second set (possible when this engine runs above READ COMMITTED): use theirs.
             with transaction(engine) as session:
+                if not _has_first_keys(session):
+                    raise  # not that: a real integrity error
                 keyring = load_keyring(session, provider, create=False)
     return bind_keyring(engine, keyring)
 
