@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import Pool
 
 from govern.db import create_engine
 
@@ -109,22 +112,14 @@ class DeferredWrites:
         self._tx: dict[int, list[bool]] = {}  # connection -> [deferred, has read]
 
     def install(self) -> None:
-        from sqlalchemy import event
-        from sqlalchemy.pool import Pool
-
         self._active = True
         event.listen(Pool, "connect", self._connect)
 
     def remove(self) -> None:
-        from sqlalchemy import event
-        from sqlalchemy.pool import Pool
-
         self._active = False
         event.remove(Pool, "connect", self._connect)
 
     def _connect(self, dbapi_conn: Any, _record: Any) -> None:
-        import sqlite3
-
         if isinstance(dbapi_conn, sqlite3.Connection):
             key = id(dbapi_conn)
             dbapi_conn.set_trace_callback(lambda sql: self._trace(key, sql))
@@ -157,8 +152,6 @@ class DeferredWrites:
             state[1] = True
 
     def _called_within(self) -> bool:
-        import sys
-
         frame = sys._getframe(1)
         while frame is not None:
             if frame.f_code.co_filename.endswith(self.within):
@@ -176,8 +169,6 @@ def commit_between(engine: Engine, picks: Callable[[str], bool]) -> Iterator[lis
     yielded receives ``"committed"``, or SQLite's refusal (``"database is locked"``) when
     the transaction holds the write lock from its read, as it must if it writes later.
     """
-    import sqlite3
-
     path = make_url(str(engine.url)).database or ""
     outcome: list[str] = []
 

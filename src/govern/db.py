@@ -171,19 +171,19 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Session]:
-    """Like :func:`transaction`, for writers that must serialise (consent appends).
+    """Like :func:`transaction`, for work that reads before it writes (consent appends, the
+    commands that change the database).
 
     On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (the write lock first, so a
     concurrent writer waits rather than failing); PostgreSQL needs nothing more, since the
     writers lock the rows they change.
     """
-    with engine.connect() as conn:
-        conn = conn.execution_options(govern_immediate=True)
-        # The session begins (and commits) the connection's transaction itself, so pending
-        # ORM changes are flushed at commit; a session joined to a transaction begun outside
-        # it would be closed without flushing them.
-        with Session(bind=conn, expire_on_commit=False) as session, session.begin():
-            yield session
+    with (
+        write_bind(engine) as conn,
+        Session(bind=conn, expire_on_commit=False) as session,
+        session.begin(),  # the session begins and commits, so pending changes are flushed
+    ):
+        yield session
 
 
 @contextlib.contextmanager
@@ -194,10 +194,16 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
     has read fails at its first write, at once and whatever the busy timeout, when another
     connection committed in between (its snapshot is stale). PostgreSQL needs nothing more.
     """
+    with write_bind(engine) as conn, conn.begin():
+        yield conn
+
+
+@contextlib.contextmanager
+def write_bind(engine: Engine) -> Iterator[Connection]:
+    """A connection, not yet in a transaction, whose transactions begin ``BEGIN IMMEDIATE``
+    on SQLite (on PostgreSQL it changes nothing): bind a Session to it, or begin on it."""
     with engine.connect() as conn:
-        conn.execution_options(govern_immediate=True)
-        with conn.begin():
-            yield conn
+        yield conn.execution_options(govern_immediate=True)
 
 
 def check_connection(engine: Engine) -> None:

@@ -55,6 +55,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 if TYPE_CHECKING:
     from govern.events import HookRegistry
 
+from govern.db import write_bind
 from govern.dsr.engine import MANUAL, Plan, StepContext
 from govern.dsr.models import DsrRequest, DsrStep
 from govern.dsr.schemas import ProcessResult, WorkResult
@@ -990,7 +991,5 @@ def work(
 def _sweep(engine: Engine, due_soon: dt.timedelta) -> None:
     # It reads the open requests, then marks them notified: on SQLite it takes the write lock
     # first, or another worker's commit in between would fail it ("database is locked").
-    with engine.connect() as conn:
-        conn.execution_options(govern_immediate=True)
-        with _session(conn) as session, session.begin():
-            check_deadlines(session, due_soon=due_soon)
+    with write_bind(engine) as conn, _session(conn) as session, session.begin():
+        check_deadlines(session, due_soon=due_soon)

@@ -151,9 +151,9 @@ def load_keyring(session: Session, provider: KeyProvider, *, create: bool = True
     return keyring
 
 
-def _has_first_keys(session: Session) -> bool:
-    live = set(session.scalars(select(DataKey.purpose).where(DataKey.state != STATE_RETIRED)))
-    return {PURPOSE_DATA, PURPOSE_BLIND} <= live
+def _has_first_keys(keyring: Keyring) -> bool:
+    """Whether a loaded keyring has a data key and a blind-index root (nothing to create)."""
+    return bool(keyring.data_key_ids()) and keyring.blind_or_none is not None
 
 
 def load_subject_key(conn: Connection, key_id: int) -> tuple[str, bytes] | None:
@@ -201,10 +201,8 @@ def attach(engine: Engine, settings: Settings | KeyProvider) -> Keyring:
 
     provider = provider_from_settings(settings) if isinstance(settings, Settings) else settings
     with transaction(engine) as session:
-        ready = _has_first_keys(session)
-        if ready:
-            keyring = load_keyring(session, provider, create=False)
-    if not ready:  # a new database: create the first keys once, whoever else starts now
+        keyring = load_keyring(session, provider, create=False)
+    if not _has_first_keys(keyring):  # a new database: create them once, whoever else starts
         try:
             with write_transaction(engine) as session:
                 keyring = load_keyring(session, provider)
@@ -212,9 +210,9 @@ def attach(engine: Engine, settings: Settings | KeyProvider) -> Keyring:
             # Another process created them first and the unique indexes of core_0015 refused
             # a second set (possible when this engine runs above READ COMMITTED): use theirs.
             with transaction(engine) as session:
-                if not _has_first_keys(session):
-                    raise  # not that: a real integrity error
                 keyring = load_keyring(session, provider, create=False)
+            if not _has_first_keys(keyring):
+                raise  # not that: a real integrity error
     return bind_keyring(engine, keyring)
 
 
